@@ -1,0 +1,15 @@
+//! docker-watcher: a continuous-deployment daemon for one Docker host.
+//!
+//! Registries are watched (webhooks first, polling as the fallback); a new tag that
+//! matches a project's stage is pulled, started, health-checked, routed through a
+//! reverse proxy and kept, or rolled back. See ARCHITECTURE.md for the code map.
+
+pub mod config;
+pub mod crypto;
+pub mod docker;
+pub mod health;
+pub mod image_ref;
+pub mod registry;
+pub mod store;
+pub mod tags;
+pub mod webhook;
