@@ -4,8 +4,11 @@
 //! matches a project's stage is pulled, started, health-checked, routed through a
 //! reverse proxy and kept, or rolled back. See ARCHITECTURE.md for the code map.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod docker;
 pub mod health;
 pub mod image_ref;

@@ -1,0 +1,36 @@
+//! `GET /healthz`: is the store readable, is Docker reachable (and which version).
+//! Unauthenticated, cheap, and never fails because Docker is down: it says so instead.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub(super) async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store = match state.store.ping() {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let docker = match state.engine.version().await {
+        Ok(v) => json!({ "ok": true, "version": v.version, "api_version": v.api_version }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    };
+    let store_ok = store["ok"] == true;
+    let all_ok = store_ok && docker["ok"] == true;
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if all_ok { "ok" } else { "degraded" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": store,
+            "docker": docker,
+        })),
+    )
+}

@@ -1,0 +1,214 @@
+//! Start-up and shutdown of the daemon: lock the data folder, load the master key (and
+//! finish a rotation a crash interrupted), open the store, connect to Docker, make sure
+//! the webhook secret exists, then serve until told to stop.
+//!
+//! `start` returns a handle with the bound address, so tests run the real daemon in
+//! process on port 0; `main` calls `run`, which adds the signal handling.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::crypto::{KeyFile, MasterKey, Sealer};
+use crate::docker::{BollardEngine, Engine};
+use crate::store::Store;
+
+/// Name of the lock file that keeps two daemons (or a daemon and `rotate-key`) from
+/// using one data folder at once.
+pub const LOCK_FILE: &str = "docker-watcher.lock";
+
+/// A running daemon.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub store: Store,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    _lock: File,
+}
+
+impl Daemon {
+    /// Stops accepting connections, lets running requests finish, and returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.context("server task")??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Resolves when the server stops by itself (it should not).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server).await.context("server task")??;
+        Ok(())
+    }
+}
+
+/// Starts the daemon on `config.listen` and returns once it accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+    create_data_dir(&config.data_dir)?;
+    let lock = lock_data_dir(&config.data_dir)?;
+    let (sealer, rotation_pending) = load_sealer(&config)?;
+    let mut store = Store::open(&config.data_dir, sealer.clone())
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    if rotation_pending {
+        tracing::warn!("finishing a key rotation that was interrupted");
+        complete_rotation(&config, &mut store, sealer)?;
+    }
+
+    let engine: Arc<dyn Engine> = Arc::new(
+        BollardEngine::connect(config.docker_host.as_deref()).context("invalid Docker endpoint")?,
+    );
+    match engine.version().await {
+        Ok(v) => tracing::info!(version = %v.version, api = %v.api_version, "connected to docker"),
+        Err(e) => tracing::warn!("docker is unreachable, will keep trying: {e}"),
+    }
+
+    let (secret, generated) = store.ensure_webhook_secret()?;
+    if generated {
+        // Shown once, like a generated password: the registry needs the full URL.
+        tracing::info!(
+            "webhook URL (point your registry here; shown once, also in the UI): {}/api/webhook/{secret}",
+            config.public_url()
+        );
+    } else {
+        tracing::info!(
+            "webhook URL: {}/api/webhook/<secret> (see Settings in the UI)",
+            config.public_url()
+        );
+    }
+
+    let state = AppState {
+        store: store.clone(),
+        engine,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    tracing::info!("listening on http://{addr}");
+    Ok(Daemon {
+        addr,
+        store,
+        shutdown,
+        server,
+        _lock: lock,
+    })
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut daemon = start(config).await?;
+    tokio::select! {
+        result = daemon.wait() => return result,
+        () = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    daemon.shutdown().await
+}
+
+/// Re-seals every secret under a fresh key. Safe to re-run after a crash: the new key is
+/// written to `<key>.next` first, the store is re-sealed in one transaction, and only
+/// then does `.next` replace the key file.
+pub fn rotate_key(config: &Config) -> anyhow::Result<usize> {
+    if !config.data_dir.exists() {
+        bail!(
+            "no data folder at {}: nothing to rotate",
+            config.data_dir.display()
+        );
+    }
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let key_file = KeyFile::new(config.key_file());
+    if !key_file.path().exists() {
+        bail!(
+            "no key file at {}: nothing to rotate (start the daemon once first)",
+            key_file.path().display()
+        );
+    }
+    if key_file.load_next()?.is_none() {
+        key_file.write_next(&MasterKey::generate())?;
+    }
+    let (sealer, _) = load_sealer(config)?;
+    let mut store = Store::open(&config.data_dir, sealer.clone())?;
+    complete_rotation(config, &mut store, sealer)
+}
+
+/// The sealer for the key file, and whether a rotation was interrupted (a `<key>.next`
+/// exists): then the sealer seals with the new key and still opens the old one.
+fn load_sealer(config: &Config) -> anyhow::Result<(Sealer, bool)> {
+    let key_file = KeyFile::new(config.key_file());
+    let (key, created) = key_file.load_or_create()?;
+    if created {
+        tracing::info!(path = %key_file.path().display(), "created master key file (mode 0600); back it up: without it the stored secrets cannot be read");
+    }
+    Ok(match key_file.load_next()? {
+        Some(next) => (Sealer::with_previous(next, key), true),
+        None => (Sealer::new(key), false),
+    })
+}
+
+/// Re-seals everything under the sealer's current key, then makes `.next` the key file.
+/// The transaction makes the store all-old or all-new, so this is safe to repeat.
+fn complete_rotation(config: &Config, store: &mut Store, sealer: Sealer) -> anyhow::Result<usize> {
+    let count = store.reseal_all(sealer)?;
+    KeyFile::new(config.key_file()).promote_next()?;
+    Ok(count)
+}
+
+/// The data folder holds the database and usually the key: only its owner may enter.
+fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if data_dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create data folder {}", data_dir.display()))
+}
+
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "data folder {} is in use by another docker-watcher process; stop it first",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

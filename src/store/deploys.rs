@@ -1,0 +1,303 @@
+//! Deploys (one attempt to bring a tag to a stage) and their step-by-step logs.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Row;
+
+use super::{
+    Store, StoreResult, changed_or_not_found, now, one, parse_column, parse_opt_time, parse_time,
+    text_enum, timestamp,
+};
+
+text_enum! {
+    /// What started a deploy.
+    pub enum Trigger {
+        Webhook => "webhook",
+        Poll => "poll",
+        Manual => "manual",
+        Api => "api",
+    }
+}
+
+text_enum! {
+    /// Where a deploy is. The last four are final.
+    pub enum DeployStatus {
+        Pending => "pending",
+        Pulling => "pulling",
+        Starting => "starting",
+        ConfiguringProxy => "configuring_proxy",
+        HealthChecking => "health_checking",
+        Success => "success",
+        Failed => "failed",
+        RolledBack => "rolled_back",
+        Superseded => "superseded",
+    }
+}
+
+impl DeployStatus {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeployStatus::Success
+                | DeployStatus::Failed
+                | DeployStatus::RolledBack
+                | DeployStatus::Superseded
+        )
+    }
+}
+
+text_enum! {
+    pub enum LogLevel {
+        Debug => "debug",
+        Info => "info",
+        Warn => "warn",
+        Error => "error",
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deploy {
+    pub id: i64,
+    pub project_id: i64,
+    pub stage_id: i64,
+    pub tag: String,
+    pub digest: Option<String>,
+    pub trigger: Trigger,
+    pub status: DeployStatus,
+    /// The step that failed, for `failed` and `rolled_back`.
+    pub failed_step: Option<String>,
+    pub error: Option<String>,
+    pub instance_id: Option<i64>,
+    /// When the new tag was first noticed (push webhook or poll), for detection-to-serving time.
+    pub detected_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewDeploy {
+    pub project_id: i64,
+    pub stage_id: i64,
+    pub tag: String,
+    pub digest: Option<String>,
+    pub trigger: Trigger,
+    pub detected_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeployLogEntry {
+    pub id: i64,
+    pub deploy_id: i64,
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub step: String,
+    pub message: String,
+}
+
+const COLUMNS: &str = "id, project_id, stage_id, tag, digest, trigger, status, failed_step, error,
+    instance_id, detected_at, created_at, started_at, finished_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Deploy> {
+    Ok(Deploy {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        stage_id: row.get(2)?,
+        tag: row.get(3)?,
+        digest: row.get(4)?,
+        trigger: parse_column(row.get(5)?)?,
+        status: parse_column(row.get(6)?)?,
+        failed_step: row.get(7)?,
+        error: row.get(8)?,
+        instance_id: row.get(9)?,
+        detected_at: parse_opt_time(row.get(10)?)?,
+        created_at: parse_time(&row.get::<_, String>(11)?)?,
+        started_at: parse_opt_time(row.get(12)?)?,
+        finished_at: parse_opt_time(row.get(13)?)?,
+    })
+}
+
+fn log_from_row(row: &Row<'_>) -> rusqlite::Result<DeployLogEntry> {
+    Ok(DeployLogEntry {
+        id: row.get(0)?,
+        deploy_id: row.get(1)?,
+        at: parse_time(&row.get::<_, String>(2)?)?,
+        level: parse_column(row.get(3)?)?,
+        step: row.get(4)?,
+        message: row.get(5)?,
+    })
+}
+
+/// Filters for listing deploys; `None` means any.
+#[derive(Clone, Debug, Default)]
+pub struct DeployFilter {
+    pub project_id: Option<i64>,
+    pub stage_id: Option<i64>,
+    pub status: Option<DeployStatus>,
+    /// Only deploys with an id below this (paging backwards from the newest).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+impl Store {
+    pub fn create_deploy(&self, new: &NewDeploy) -> StoreResult<Deploy> {
+        let id = {
+            let conn = self.conn();
+            conn.execute(
+                "INSERT INTO deploys (project_id, stage_id, tag, digest, trigger, status, detected_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                rusqlite::params![
+                    new.project_id,
+                    new.stage_id,
+                    new.tag,
+                    new.digest,
+                    new.trigger.as_str(),
+                    new.detected_at.map(timestamp),
+                    now(),
+                ],
+            )?;
+            conn.last_insert_rowid()
+        };
+        self.get_deploy(id)
+    }
+
+    pub fn get_deploy(&self, id: i64) -> StoreResult<Deploy> {
+        one(
+            &self.conn(),
+            &format!("SELECT {COLUMNS} FROM deploys WHERE id = ?1"),
+            [id],
+            from_row,
+            "deploy",
+            id,
+        )
+    }
+
+    /// Newest first.
+    pub fn list_deploys_by_project(&self, project_id: i64, limit: u32) -> StoreResult<Vec<Deploy>> {
+        self.list_deploys(&DeployFilter {
+            project_id: Some(project_id),
+            limit,
+            ..Default::default()
+        })
+    }
+
+    /// The most recent deploys of any project, newest first.
+    pub fn list_recent_deploys(&self, limit: u32) -> StoreResult<Vec<Deploy>> {
+        self.list_deploys(&DeployFilter {
+            limit,
+            ..Default::default()
+        })
+    }
+
+    pub fn list_deploys(&self, filter: &DeployFilter) -> StoreResult<Vec<Deploy>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM deploys
+             WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR stage_id = ?2)
+               AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4)
+             ORDER BY id DESC LIMIT ?5"
+        ))?;
+        let rows = statement.query_map(
+            rusqlite::params![
+                filter.project_id,
+                filter.stage_id,
+                filter.status.map(DeployStatus::as_str),
+                filter.before_id,
+                filter.limit.max(1),
+            ],
+            from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deploys not in a final status (what a crash leaves behind), oldest first.
+    pub fn list_unfinished_deploys(&self) -> StoreResult<Vec<Deploy>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM deploys
+             WHERE status NOT IN ('success', 'failed', 'rolled_back', 'superseded') ORDER BY id"
+        ))?;
+        let rows = statement.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves a deploy to `status`; sets `started_at` on the first move out of pending and
+    /// `finished_at` on a final status.
+    pub fn set_deploy_status(&self, id: i64, status: DeployStatus) -> StoreResult<()> {
+        let at = now();
+        let changed = self.conn().execute(
+            "UPDATE deploys SET status = ?2,
+                started_at = CASE WHEN started_at IS NULL AND ?2 != 'pending' THEN ?3 ELSE started_at END,
+                finished_at = CASE WHEN ?4 THEN ?3 ELSE finished_at END
+             WHERE id = ?1",
+            (id, status.as_str(), &at, status.is_final()),
+        )?;
+        changed_or_not_found(changed, "deploy", id)
+    }
+
+    /// Finishes a deploy as `failed` or `rolled_back` with the step and reason.
+    pub fn finish_deploy_failed(
+        &self,
+        id: i64,
+        status: DeployStatus,
+        step: &str,
+        error: &str,
+    ) -> StoreResult<()> {
+        let changed = self.conn().execute(
+            "UPDATE deploys SET status = ?2, failed_step = ?3, error = ?4, finished_at = ?5,
+                started_at = COALESCE(started_at, ?5)
+             WHERE id = ?1",
+            (id, status.as_str(), step, error, now()),
+        )?;
+        changed_or_not_found(changed, "deploy", id)
+    }
+
+    pub fn set_deploy_digest(&self, id: i64, digest: &str) -> StoreResult<()> {
+        let changed = self
+            .conn()
+            .execute("UPDATE deploys SET digest = ?2 WHERE id = ?1", (id, digest))?;
+        changed_or_not_found(changed, "deploy", id)
+    }
+
+    pub fn set_deploy_instance(&self, id: i64, instance_id: i64) -> StoreResult<()> {
+        let changed = self.conn().execute(
+            "UPDATE deploys SET instance_id = ?2 WHERE id = ?1",
+            (id, instance_id),
+        )?;
+        changed_or_not_found(changed, "deploy", id)
+    }
+
+    /// Appends a log line to a deploy and returns it (with its id, for streaming).
+    pub fn append_deploy_log(
+        &self,
+        deploy_id: i64,
+        level: LogLevel,
+        step: &str,
+        message: &str,
+    ) -> StoreResult<DeployLogEntry> {
+        let conn = self.conn();
+        let at = Utc::now();
+        conn.execute(
+            "INSERT INTO deploy_logs (deploy_id, at, level, step, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            (deploy_id, timestamp(at), level.as_str(), step, message),
+        )?;
+        Ok(DeployLogEntry {
+            id: conn.last_insert_rowid(),
+            deploy_id,
+            at,
+            level,
+            step: step.to_string(),
+            message: message.to_string(),
+        })
+    }
+
+    /// The deploy's log entries with an id above `after_id` (0 for all), in order.
+    pub fn deploy_logs(&self, deploy_id: i64, after_id: i64) -> StoreResult<Vec<DeployLogEntry>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT id, deploy_id, at, level, step, message FROM deploy_logs
+             WHERE deploy_id = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let rows = statement.query_map((deploy_id, after_id), log_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,249 @@
+//! Stages: the lanes of a project (`dev`, `staging`, `prod`), each with its tag pattern,
+//! deploy policy and optional overrides of the project's settings.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Row, Transaction};
+
+use super::projects::{
+    EnvColumnEntry, EnvVar, StoredEnvVar, json_column, open_env, seal_env, stored_var,
+};
+use super::{Store, StoreResult, changed_or_not_found, now, one, parse_time};
+use crate::crypto::Sealer;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    /// Glob; `*` matches every tag.
+    pub tag_pattern: String,
+    /// Optional semver range on top of the glob, e.g. `>=1.2, <2`.
+    pub version_range: Option<String>,
+    pub auto_deploy: bool,
+    pub max_instances: u32,
+    pub polling: bool,
+    /// Watch the digest of a mutable tag (`latest`, `dev`): a changed digest is a new version.
+    pub track_digest: bool,
+    /// Added to (and overriding) the project's env.
+    pub env: Vec<StoredEnvVar>,
+    pub container_port: Option<u16>,
+    pub health_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewStage {
+    pub project_id: i64,
+    pub name: String,
+    pub tag_pattern: String,
+    pub version_range: Option<String>,
+    pub auto_deploy: bool,
+    pub max_instances: u32,
+    pub polling: bool,
+    pub track_digest: bool,
+    pub env: Vec<EnvVar>,
+    pub container_port: Option<u16>,
+    pub health_path: Option<String>,
+}
+
+impl NewStage {
+    /// The defaults DESIGN.md gives an auto-created project's stage.
+    pub fn defaults(project_id: i64, name: &str) -> NewStage {
+        NewStage {
+            project_id,
+            name: name.to_string(),
+            tag_pattern: "*".into(),
+            version_range: None,
+            auto_deploy: true,
+            max_instances: 1,
+            polling: false,
+            track_digest: false,
+            env: Vec::new(),
+            container_port: None,
+            health_path: None,
+        }
+    }
+}
+
+/// Fields left `None` keep their value; `Some(None)` clears an optional field.
+#[derive(Clone, Debug, Default)]
+pub struct StageUpdate {
+    pub name: Option<String>,
+    pub tag_pattern: Option<String>,
+    pub version_range: Option<Option<String>>,
+    pub auto_deploy: Option<bool>,
+    pub max_instances: Option<u32>,
+    pub polling: Option<bool>,
+    pub track_digest: Option<bool>,
+    pub env: Option<Vec<EnvVar>>,
+    pub container_port: Option<Option<u16>>,
+    pub health_path: Option<Option<String>>,
+}
+
+const COLUMNS: &str =
+    "id, project_id, name, tag_pattern, version_range, auto_deploy, max_instances,
+    polling, track_digest, env_json, container_port, health_path, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Stage> {
+    let env: Vec<EnvColumnEntry> = json_column(row.get::<_, String>(9)?)?;
+    Ok(Stage {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        name: row.get(2)?,
+        tag_pattern: row.get(3)?,
+        version_range: row.get(4)?,
+        auto_deploy: row.get(5)?,
+        max_instances: row.get(6)?,
+        polling: row.get(7)?,
+        track_digest: row.get(8)?,
+        env: env.into_iter().map(stored_var).collect(),
+        container_port: row.get(10)?,
+        health_path: row.get(11)?,
+        created_at: parse_time(&row.get::<_, String>(12)?)?,
+        updated_at: parse_time(&row.get::<_, String>(13)?)?,
+    })
+}
+
+pub(super) fn reseal_env(tx: &Transaction, sealer: &Sealer) -> StoreResult<usize> {
+    super::projects::reseal_env_table(tx, sealer, "stages")
+}
+
+impl Store {
+    pub fn create_stage(&self, new: &NewStage) -> StoreResult<Stage> {
+        let id = {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO stages (project_id, name, tag_pattern, version_range, auto_deploy,
+                    max_instances, polling, track_digest, container_port, health_path, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                rusqlite::params![
+                    new.project_id,
+                    new.name,
+                    new.tag_pattern,
+                    new.version_range,
+                    new.auto_deploy,
+                    new.max_instances,
+                    new.polling,
+                    new.track_digest,
+                    new.container_port,
+                    new.health_path,
+                    now(),
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let env = seal_env(&self.sealer, &format!("stages.env:{id}"), &new.env, &[])?;
+            tx.execute(
+                "UPDATE stages SET env_json = ?1 WHERE id = ?2",
+                (serde_json::to_string(&env)?, id),
+            )?;
+            tx.commit()?;
+            id
+        };
+        self.get_stage(id)
+    }
+
+    pub fn get_stage(&self, id: i64) -> StoreResult<Stage> {
+        one(
+            &self.conn(),
+            &format!("SELECT {COLUMNS} FROM stages WHERE id = ?1"),
+            [id],
+            from_row,
+            "stage",
+            id,
+        )
+    }
+
+    /// The project's stages in name order (the order tag matching uses).
+    pub fn list_stages(&self, project_id: i64) -> StoreResult<Vec<Stage>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM stages WHERE project_id = ?1 ORDER BY name"
+        ))?;
+        let rows = statement.query_map([project_id], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every stage with polling on, ordered by project then name.
+    pub fn list_polling_stages(&self) -> StoreResult<Vec<Stage>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM stages WHERE polling = 1 ORDER BY project_id, name"
+        ))?;
+        let rows = statement.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stage's own env vars, secrets opened (the project's come first, then these).
+    pub fn stage_env(&self, id: i64) -> StoreResult<Vec<(String, String)>> {
+        let json: String = one(
+            &self.conn(),
+            "SELECT env_json FROM stages WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+            "stage",
+            id,
+        )?;
+        open_env(
+            &self.sealer,
+            &format!("stages.env:{id}"),
+            serde_json::from_str(&json)?,
+        )
+    }
+
+    pub fn update_stage(&self, id: i64, update: &StageUpdate) -> StoreResult<Stage> {
+        let current = self.get_stage(id)?;
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let env_json = match &update.env {
+                Some(vars) => {
+                    let previous: String =
+                        tx.query_row("SELECT env_json FROM stages WHERE id = ?1", [id], |r| {
+                            r.get(0)
+                        })?;
+                    let previous: Vec<EnvColumnEntry> = serde_json::from_str(&previous)?;
+                    let owner = format!("stages.env:{id}");
+                    Some(serde_json::to_string(&seal_env(
+                        &self.sealer,
+                        &owner,
+                        vars,
+                        &previous,
+                    )?)?)
+                }
+                None => None,
+            };
+            let changed = tx.execute(
+                "UPDATE stages SET name = ?2, tag_pattern = ?3, version_range = ?4, auto_deploy = ?5,
+                    max_instances = ?6, polling = ?7, track_digest = ?8, env_json = COALESCE(?9, env_json),
+                    container_port = ?10, health_path = ?11, updated_at = ?12
+                 WHERE id = ?1",
+                rusqlite::params![
+                    id,
+                    update.name.as_ref().unwrap_or(&current.name),
+                    update.tag_pattern.as_ref().unwrap_or(&current.tag_pattern),
+                    update.version_range.clone().unwrap_or(current.version_range),
+                    update.auto_deploy.unwrap_or(current.auto_deploy),
+                    update.max_instances.unwrap_or(current.max_instances),
+                    update.polling.unwrap_or(current.polling),
+                    update.track_digest.unwrap_or(current.track_digest),
+                    env_json,
+                    update.container_port.unwrap_or(current.container_port),
+                    update.health_path.clone().unwrap_or(current.health_path),
+                    now(),
+                ],
+            )?;
+            changed_or_not_found(changed, "stage", id)?;
+            tx.commit()?;
+        }
+        self.get_stage(id)
+    }
+
+    pub fn delete_stage(&self, id: i64) -> StoreResult<()> {
+        let changed = self
+            .conn()
+            .execute("DELETE FROM stages WHERE id = ?1", [id])?;
+        changed_or_not_found(changed, "stage", id)
+    }
+}
