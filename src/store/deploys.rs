@@ -275,7 +275,8 @@ impl Store {
         message: &str,
     ) -> StoreResult<DeployLogEntry> {
         let conn = self.conn();
-        let at = Utc::now();
+        // Truncated to what the column keeps, so the entry returned equals the one read back.
+        let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
         conn.execute(
             "INSERT INTO deploy_logs (deploy_id, at, level, step, message) VALUES (?1, ?2, ?3, ?4, ?5)",
             (deploy_id, timestamp(at), level.as_str(), step, message),

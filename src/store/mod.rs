@@ -338,14 +338,3 @@ macro_rules! text_enum {
     };
 }
 pub(crate) use text_enum;
-
-#[cfg(test)]
-pub(crate) fn test_store() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(
-        dir.path(),
-        Sealer::new(crate::crypto::MasterKey::generate()),
-    )
-    .expect("open store");
-    (store, dir)
-}

@@ -2,4 +2,7 @@
 
 mod support;
 
+mod daemon;
 mod registry_support;
+mod store;
+mod tidy;
