@@ -89,11 +89,10 @@ impl TagPattern {
         let range = match version_range.map(str::trim) {
             None | Some("") => None,
             Some(range) => {
-                let req =
-                    VersionReq::parse(range).map_err(|e| TagPatternError::VersionRange {
-                        range: range.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let req = VersionReq::parse(range).map_err(|e| TagPatternError::VersionRange {
+                    range: range.to_string(),
+                    reason: e.to_string(),
+                })?;
                 Some((range.to_string(), req))
             }
         };
@@ -256,11 +255,7 @@ pub enum NewBecause {
 ///
 /// Callers keep `seen` with [`SeenTags::from_listing`] after every poll, so tags that
 /// arrived together but were not selected are not deployed later.
-pub fn select_new(
-    listing: &[TagInfo],
-    seen: &SeenTags,
-    pattern: &TagPattern,
-) -> Option<Selection> {
+pub fn select_new(listing: &[TagInfo], seen: &SeenTags, pattern: &TagPattern) -> Option<Selection> {
     let matching: Vec<&TagInfo> = listing
         .iter()
         .filter(|t| pattern.matches(&t.name))
@@ -361,7 +356,10 @@ mod tests {
         assert!(!p.matches("1.5"), "two-part versions are not semver");
         assert_eq!(p.version_range(), Some(">=1.2, <2"));
         assert_eq!(p.to_string(), "* (>=1.2, <2)");
-        assert_eq!(TagPattern::parse("v*", Some(" ")).unwrap().version_range(), None);
+        assert_eq!(
+            TagPattern::parse("v*", Some(" ")).unwrap().version_range(),
+            None
+        );
     }
 
     #[test]
@@ -369,7 +367,10 @@ mod tests {
         let glob = TagPattern::parse("dev-[", None).unwrap_err();
         assert!(matches!(glob, TagPatternError::Glob { .. }));
         let message = glob.to_string();
-        assert!(message.contains("\"dev-[\"") && message.contains("unclosed"), "{message}");
+        assert!(
+            message.contains("\"dev-[\"") && message.contains("unclosed"),
+            "{message}"
+        );
         let range = TagPattern::parse("*", Some(">=one")).unwrap_err();
         assert!(matches!(range, TagPatternError::VersionRange { .. }));
         assert!(range.to_string().contains("\">=one\""), "{range}");
@@ -377,7 +378,14 @@ mod tests {
 
     #[test]
     fn ignored_tags() {
-        for tag in ["sha256-abc", "sha256-abc.sig", "sha256:abc", "x.att", "v1.sbom", "a.sig"] {
+        for tag in [
+            "sha256-abc",
+            "sha256-abc.sig",
+            "sha256:abc",
+            "x.att",
+            "v1.sbom",
+            "a.sig",
+        ] {
             assert!(is_ignored_tag(tag), "{tag}");
         }
         for tag in ["v1.0.0", "latest", "signature", "dev-sha256"] {
@@ -393,7 +401,9 @@ mod tests {
         assert_eq!(chosen.order, SelectionOrder::Semver);
         let listing = tags(&["v2.0.0-rc.1", "v2.0.0", "v2.0.0-rc.2"]);
         assert_eq!(
-            select_new(&listing, &SeenTags::new(), &pattern("*")).unwrap().tag,
+            select_new(&listing, &SeenTags::new(), &pattern("*"))
+                .unwrap()
+                .tag,
             "v2.0.0"
         );
     }
@@ -424,7 +434,10 @@ mod tests {
         let listing = tags(&["dev-1", "dev-3", "dev-2", "latest"]);
         let seen: SeenTags = [("dev-3", None)].into_iter().collect();
         let chosen = select_new(&listing, &seen, &pattern("dev-*")).unwrap();
-        assert_eq!((chosen.tag.as_str(), chosen.order), ("dev-2", SelectionOrder::Name));
+        assert_eq!(
+            (chosen.tag.as_str(), chosen.order),
+            ("dev-2", SelectionOrder::Name)
+        );
     }
 
     #[test]
@@ -440,7 +453,10 @@ mod tests {
         assert_eq!(chosen.digest.as_deref(), Some("sha256:bbb"));
         // Turning digest tracking on later does not count as a change.
         let untracked: SeenTags = [("latest", None)].into_iter().collect();
-        assert_eq!(select_new(&pushed_again, &untracked, &pattern("latest")), None);
+        assert_eq!(
+            select_new(&pushed_again, &untracked, &pattern("latest")),
+            None
+        );
     }
 
     #[test]
@@ -462,17 +478,25 @@ mod tests {
     fn nothing_to_select_from() {
         let p = pattern("v*");
         assert_eq!(select_new(&[], &SeenTags::new(), &p), None);
-        assert_eq!(select_new(&tags(&["dev-1", "latest"]), &SeenTags::new(), &p), None);
+        assert_eq!(
+            select_new(&tags(&["dev-1", "latest"]), &SeenTags::new(), &p),
+            None
+        );
     }
 
     fn semver_tag() -> impl Strategy<Value = String> {
-        (0u64..4, 0u64..12, 0u64..12, prop::option::of(0u64..3), any::<bool>()).prop_map(
-            |(major, minor, patch, pre, v)| {
+        (
+            0u64..4,
+            0u64..12,
+            0u64..12,
+            prop::option::of(0u64..3),
+            any::<bool>(),
+        )
+            .prop_map(|(major, minor, patch, pre, v)| {
                 let pre = pre.map(|n| format!("-rc.{n}")).unwrap_or_default();
                 let prefix = if v { "v" } else { "" };
                 format!("{prefix}{major}.{minor}.{patch}{pre}")
-            },
-        )
+            })
     }
 
     fn any_tag() -> impl Strategy<Value = String> {
@@ -595,11 +619,16 @@ mod tests {
         let chosen = select_new(&listing, &seen, &pattern("v*")).unwrap();
         assert_eq!(chosen.tag, "v1.49.99");
         let chosen = select_new(&listing, &SeenTags::new(), &pattern("*")).unwrap();
-        assert_eq!((chosen.tag.as_str(), chosen.order), ("v1.9.99", SelectionOrder::Name));
+        assert_eq!(
+            (chosen.tag.as_str(), chosen.order),
+            ("v1.9.99", SelectionOrder::Name)
+        );
         let all_semver = pattern("*");
         let semver_only = TagPattern::parse(all_semver.glob(), Some(">=1.0.0")).unwrap();
         assert_eq!(
-            select_new(&listing, &SeenTags::new(), &semver_only).unwrap().tag,
+            select_new(&listing, &SeenTags::new(), &semver_only)
+                .unwrap()
+                .tag,
             "v1.49.99"
         );
     }

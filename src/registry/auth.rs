@@ -166,6 +166,8 @@ pub(crate) struct AuthState {
 
 #[derive(Default)]
 struct Learnt {
+    /// `GET /v2/` was asked once to learn the challenge.
+    probed: bool,
     /// The registry asked for Basic auth: send it up front from now on.
     basic: bool,
     /// The registry asked for Bearer tokens from here.
@@ -210,6 +212,14 @@ impl AuthState {
     pub(crate) fn asked_for_credentials(&self) -> bool {
         let learnt = self.lock();
         learnt.basic || learnt.token_endpoint.is_some()
+    }
+
+    pub(crate) fn probed(&self) -> bool {
+        self.lock().probed
+    }
+
+    pub(crate) fn mark_probed(&self) {
+        self.lock().probed = true;
     }
 
     pub(crate) fn learn_basic(&self) {

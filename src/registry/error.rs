@@ -192,7 +192,7 @@ fn unauthorized_hint(with_credentials: bool) -> &'static str {
     if with_credentials {
         "check the username and token"
     } else {
-        "the registry needs credentials: set a username and token"
+        "credentials are required: set a username and token"
     }
 }
 

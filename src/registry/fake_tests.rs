@@ -61,6 +61,43 @@ fn bearer_challenge(server: &MockServer, scope: &str) -> ResponseTemplate {
         )
 }
 
+/// A registry that serves anonymous users: `GET /v2/` answers 200.
+async fn open_registry() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(API_VERSION.0, API_VERSION.1)
+                .set_body_raw("{}", "application/json; charset=utf-8"),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A registry that wants Bearer tokens from its `/token`: `GET /v2/` without a valid
+/// token answers the challenge (no scope there, as on Docker Hub and GHCR).
+async fn token_registry() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header(API_VERSION.0, API_VERSION.1)
+                .insert_header(
+                    "WWW-Authenticate",
+                    format!(
+                        r#"Bearer realm="{}/token",service="fake-registry""#,
+                        server.uri()
+                    ),
+                ),
+        )
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    server
+}
+
 fn tags_page(repository: &str, tags: &[String]) -> ResponseTemplate {
     ResponseTemplate::new(200)
         .insert_header(API_VERSION.0, API_VERSION.1)
@@ -89,7 +126,7 @@ fn tag_names(tags: &[super::TagInfo]) -> Vec<String> {
 
 #[tokio::test]
 async fn bearer_token_is_fetched_once_and_reused_until_it_expires() {
-    let server = MockServer::start().await;
+    let server = token_registry().await;
     let scope = "repository:acme/shop:pull";
     let issued = Arc::new(AtomicUsize::new(0));
     let counter = issued.clone();
@@ -142,8 +179,9 @@ async fn bearer_token_is_fetched_once_and_reused_until_it_expires() {
         1,
         "one token for three listings"
     );
-    // One challenge, then three listings with the token.
-    assert_eq!(requests_to(&server, "/v2/acme/shop/tags/list").await, 4);
+    // The challenge was learnt from `/v2/` once; each listing went out once.
+    assert_eq!(requests_to(&server, "/v2/").await, 1);
+    assert_eq!(requests_to(&server, "/v2/acme/shop/tags/list").await, 3);
 
     clock.advance(Duration::from_secs(299));
     client.list_tags("acme/shop").await.unwrap();
@@ -161,12 +199,13 @@ async fn bearer_token_is_fetched_once_and_reused_until_it_expires() {
         "expired token is replaced"
     );
     // The new token is fetched up front: no second challenge.
-    assert_eq!(requests_to(&server, "/v2/acme/shop/tags/list").await, 6);
+    assert_eq!(requests_to(&server, "/v2/acme/shop/tags/list").await, 5);
+    assert_eq!(requests_to(&server, "/v2/").await, 1);
 }
 
 #[tokio::test]
 async fn token_endpoint_refusing_the_credentials_is_unauthorized_without_the_secret() {
-    let server = MockServer::start().await;
+    let server = token_registry().await;
     Mock::given(path("/v2/acme/shop/tags/list"))
         .respond_with(bearer_challenge(&server, "repository:acme/shop:pull"))
         .mount(&server)
@@ -202,7 +241,7 @@ async fn token_endpoint_refusing_the_credentials_is_unauthorized_without_the_sec
 
 #[tokio::test]
 async fn a_token_without_pull_rights_is_forbidden() {
-    let server = MockServer::start().await;
+    let server = token_registry().await;
     let denied = ResponseTemplate::new(401).insert_header(
         "WWW-Authenticate",
         format!(
@@ -234,7 +273,7 @@ async fn a_token_without_pull_rights_is_forbidden() {
 
 #[tokio::test]
 async fn follows_link_headers_until_the_last_page() {
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     let base = "/v2/acme/shop/tags/list";
     Mock::given(path(base))
         .and(query_param("n", "1000"))
@@ -268,7 +307,7 @@ async fn follows_link_headers_until_the_last_page() {
 #[tokio::test]
 async fn a_link_on_every_page_ends_at_the_empty_page() {
     // Gitea's OCI API sends `Link` on every non-empty page.
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     let base = "/v2/acme/shop/tags/list";
     Mock::given(path(base))
         .and(query_param("n", "1000"))
@@ -294,7 +333,7 @@ async fn a_link_on_every_page_ends_at_the_empty_page() {
 
 #[tokio::test]
 async fn a_full_page_without_link_is_continued_with_last() {
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     let base = "/v2/acme/shop/tags/list";
     Mock::given(path(base))
         .and(query_param("last", "tag-00999"))
@@ -318,7 +357,7 @@ async fn a_full_page_without_link_is_continued_with_last() {
 #[tokio::test]
 async fn a_registry_that_ignores_n_is_listed_in_one_request() {
     // docker-registry 2.8: everything at once, no `Link`.
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     let base = "/v2/acme/shop/tags/list";
     Mock::given(path(base))
         .respond_with(tags_page("acme/shop", &names(0..2500)))
@@ -333,8 +372,25 @@ async fn a_registry_that_ignores_n_is_listed_in_one_request() {
 }
 
 #[tokio::test]
+async fn a_registry_that_ignores_n_and_last_with_exactly_a_full_page_stops() {
+    // docker-registry 2.8 ignores `last` too: the page after a full one repeats it.
+    let server = open_registry().await;
+    let base = "/v2/acme/shop/tags/list";
+    Mock::given(path(base))
+        .respond_with(tags_page("acme/shop", &names(0..1000)))
+        .mount(&server)
+        .await;
+    let tags = registry(RegistryKind::Oci, &server, None)
+        .list_tags("acme/shop")
+        .await
+        .unwrap();
+    assert_eq!(tag_names(&tags), names(0..1000));
+    assert_eq!(requests_to(&server, base).await, 2);
+}
+
+#[tokio::test]
 async fn a_link_to_another_host_is_not_followed() {
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     Mock::given(path("/v2/acme/shop/tags/list"))
         .respond_with(tags_page("acme/shop", &names(0..2)).insert_header(
             "Link",
@@ -352,7 +408,7 @@ async fn a_link_to_another_host_is_not_followed() {
 
 #[tokio::test]
 async fn digest_comes_from_head_with_every_manifest_type_accepted() {
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     let digest = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
     Mock::given(method("HEAD"))
         .and(path("/v2/acme/shop/manifests/v1.2.0"))
@@ -390,14 +446,17 @@ async fn digest_comes_from_head_with_every_manifest_type_accepted() {
     assert_eq!(resolved, digest);
     let requests = server.received_requests().await.unwrap();
     assert!(
-        requests.iter().all(|r| r.method.as_str() == "HEAD"),
+        requests
+            .iter()
+            .filter(|r| r.url.path().contains("/manifests/"))
+            .all(|r| r.method.as_str() == "HEAD"),
         "no GET when HEAD gives the digest"
     );
 }
 
 #[tokio::test]
 async fn without_a_digest_header_the_manifest_is_hashed() {
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aa","size":2},"layers":[]}"#;
     let manifest_path = "/v2/acme/shop/manifests/latest";
     Mock::given(method("HEAD"))
@@ -429,7 +488,7 @@ async fn without_a_digest_header_the_manifest_is_hashed() {
 
 #[tokio::test]
 async fn missing_tag_is_not_found_and_rate_limit_says_when_to_retry() {
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     Mock::given(path("/v2/acme/shop/manifests/gone"))
         .respond_with(ResponseTemplate::new(404).insert_header(API_VERSION.0, API_VERSION.1))
         .mount(&server)
@@ -470,7 +529,7 @@ async fn missing_tag_is_not_found_and_rate_limit_says_when_to_retry() {
 #[tokio::test]
 async fn docker_hub_single_names_live_under_library() {
     // A Docker Hub mirror on 127.0.0.1 stands in for registry-1.docker.io.
-    let server = MockServer::start().await;
+    let server = open_registry().await;
     Mock::given(path("/v2/library/nginx/tags/list"))
         .respond_with(tags_page("library/nginx", &["1.27".to_string()]))
         .mount(&server)
@@ -489,7 +548,7 @@ async fn docker_hub_single_names_live_under_library() {
 
 #[tokio::test]
 async fn ghcr_public_images_use_an_anonymous_token() {
-    let server = MockServer::start().await;
+    let server = token_registry().await;
     let scope = "repository:acme/shop:pull";
     Mock::given(path("/token"))
         .and(no_auth_header)
@@ -763,6 +822,20 @@ async fn gitea_digests_come_from_its_oci_api_with_a_token_from_v2_token() {
                 ),
         )
         .with_priority(10)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header(API_VERSION.0, API_VERSION.1)
+                .insert_header(
+                    "WWW-Authenticate",
+                    format!(
+                        r#"Bearer realm="{}/v2/token",service="container_registry",scope="*""#,
+                        server.uri()
+                    ),
+                ),
+        )
         .mount(&server)
         .await;
     Mock::given(path("/v2/token"))

@@ -96,10 +96,10 @@ impl Registry for OciClient {
         let head = self
             .send(Method::HEAD, &url, Some(MANIFEST_TYPES), &scope)
             .await?;
-        if head.status() != StatusCode::METHOD_NOT_ALLOWED {
-            if let Some(digest) = digest_header(&self.success(head, &what).await?) {
-                return Ok(digest);
-            }
+        if head.status() != StatusCode::METHOD_NOT_ALLOWED
+            && let Some(digest) = digest_header(&self.success(head, &what).await?)
+        {
+            return Ok(digest);
         }
         // Some registries omit the digest header: hash the manifest exactly as sent.
         let get = self
@@ -180,8 +180,11 @@ impl OciClient {
         url
     }
 
-    /// Sends a request with what we know of the registry's auth; on a 401 challenge,
-    /// learns it (Basic, or where Bearer tokens come from) and tries once more.
+    /// Sends a request with what we know of the registry's auth. A client's first request
+    /// is preceded by an anonymous `GET /v2/` that learns the registry's challenge (as
+    /// Docker's own client does), so later requests go out once, with the right auth. A
+    /// 401 after anonymous access or a cached token is answered once more, with what the
+    /// new challenge says.
     async fn send(
         &self,
         method: Method,
@@ -189,7 +192,17 @@ impl OciClient {
         accept: Option<&str>,
         scope: &str,
     ) -> Result<Response, RegistryError> {
-        let mut challenged = false;
+        if !self.auth.probed() {
+            let ping = self
+                .http
+                .get(self.url("v2/"))
+                .send()
+                .await
+                .map_err(|e| RegistryError::transport(&self.endpoint, e))?;
+            self.learn(&ping)?;
+            self.auth.mark_probed();
+        }
+        let mut retried = false;
         loop {
             let mut request = self.http.request(method.clone(), url.clone());
             if let Some(accept) = accept {
@@ -200,36 +213,50 @@ impl OciClient {
                 .send()
                 .await
                 .map_err(|e| RegistryError::transport(&self.endpoint, e))?;
-            // Credentials just fetched or learnt that still get a 401 are refused; only a
-            // first try or a cached token is worth another round.
-            if response.status() != StatusCode::UNAUTHORIZED || challenged || fresh_credentials {
+            // Credentials just fetched or learnt that still get a 401 are refused.
+            if response.status() != StatusCode::UNAUTHORIZED || retried || fresh_credentials {
                 return Ok(response);
             }
-            challenged = true;
-            let Some(challenge) = Challenge::from_headers(response.headers()) else {
+            retried = true;
+            if !self.learn(&response)? {
                 return Ok(response);
-            };
-            match challenge.scheme {
-                Scheme::Bearer => {
-                    let realm = challenge
-                        .realm
-                        .as_deref()
-                        .and_then(|realm| self.endpoint.join(realm).ok())
-                        .ok_or_else(|| {
-                            RegistryError::protocol(
-                                &self.endpoint,
-                                "a Bearer challenge without a realm",
-                            )
-                        })?;
-                    self.auth.forget_token(scope);
-                    self.auth.learn_token_endpoint(TokenEndpoint {
-                        realm,
-                        service: challenge.service,
-                    });
-                }
-                Scheme::Basic if self.credentials.is_some() => self.auth.learn_basic(),
-                Scheme::Basic => return Ok(response),
             }
+            self.auth.forget_token(scope);
+        }
+    }
+
+    /// Learns from a 401 challenge how to authenticate (Basic, or where Bearer tokens come
+    /// from); whether there is something new to try.
+    fn learn(&self, response: &Response) -> Result<bool, RegistryError> {
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(false);
+        }
+        let Some(challenge) = Challenge::from_headers(response.headers()) else {
+            return Ok(false);
+        };
+        match challenge.scheme {
+            Scheme::Bearer => {
+                let realm = challenge
+                    .realm
+                    .as_deref()
+                    .and_then(|realm| self.endpoint.join(realm).ok())
+                    .ok_or_else(|| {
+                        RegistryError::protocol(
+                            &self.endpoint,
+                            "a Bearer challenge without a realm",
+                        )
+                    })?;
+                self.auth.learn_token_endpoint(TokenEndpoint {
+                    realm,
+                    service: challenge.service,
+                });
+                Ok(true)
+            }
+            Scheme::Basic if self.credentials.is_some() => {
+                self.auth.learn_basic();
+                Ok(true)
+            }
+            Scheme::Basic => Ok(false),
         }
     }
 

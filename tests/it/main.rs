@@ -2,4 +2,5 @@
 
 mod support;
 
+mod registry_client;
 mod registry_support;
