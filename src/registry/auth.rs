@@ -78,7 +78,7 @@ impl fmt::Debug for Credentials {
 /// Username and secret for Basic auth.
 #[derive(Clone)]
 pub(crate) struct BasicAuth {
-    pub(crate) username: String,
+    username: String,
     secret: String,
 }
 

@@ -39,7 +39,7 @@ pub enum RegistryError {
     },
 
     #[error(
-        "the registry at {registry} denies access to {what}: check that the credentials may pull it and that it exists"
+        "the registry at {registry} denies access to {what}: check that it exists and that the credentials (if any) may pull it"
     )]
     Forbidden { registry: String, what: String },
 
@@ -134,7 +134,9 @@ impl RegistryError {
             StatusCode::UNAUTHORIZED => {
                 let scope_denied = Challenge::from_headers(&headers)
                     .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope"));
-                if scope_denied && with_credentials {
+                // Token registries (Docker Hub, GHCR) answer this way for a private
+                // repository and for one that does not exist alike.
+                if scope_denied {
                     RegistryError::Forbidden {
                         registry: registry_name,
                         what: what.to_string(),
