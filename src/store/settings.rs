@@ -211,6 +211,14 @@ impl Store {
         self.settings()
     }
 
+    /// A random id made when the database was created. Containers carry it as a label, so
+    /// two installations on one Docker host (or parallel tests) never touch each other's.
+    pub fn installation_id(&self) -> StoreResult<String> {
+        Ok(self
+            .conn()
+            .query_row("SELECT installation_id FROM settings WHERE id = 1", [], |r| r.get(0))?)
+    }
+
     /// The webhook URL secret; generated (a random UUID) the first time it is asked for.
     /// Returns the secret and whether it was generated now.
     pub fn ensure_webhook_secret(&self) -> StoreResult<(String, bool)> {
@@ -245,8 +253,8 @@ impl Store {
 
     pub(super) fn ensure_settings_row(&self) -> StoreResult<()> {
         self.conn().execute(
-            "INSERT OR IGNORE INTO settings (id, updated_at) VALUES (1, ?1)",
-            [now()],
+            "INSERT OR IGNORE INTO settings (id, installation_id, updated_at) VALUES (1, ?1, ?2)",
+            (uuid::Uuid::new_v4().to_string(), now()),
         )?;
         Ok(())
     }

@@ -124,6 +124,7 @@ CREATE TABLE poll_state (
 
 CREATE TABLE settings (
     id                            INTEGER PRIMARY KEY CHECK (id = 1),
+    installation_id               TEXT NOT NULL,
     base_domain                   TEXT NOT NULL DEFAULT 'localhost',
     stage_subdomain_pattern       TEXT NOT NULL DEFAULT 'stage-{stage}-{project}',
     instance_subdomain_pattern    TEXT NOT NULL DEFAULT 'stage-{stage}-{project}-{tag}',
