@@ -3,6 +3,7 @@
 mod support;
 
 mod daemon;
+mod poller;
 mod registry_client;
 mod registry_support;
 mod store;

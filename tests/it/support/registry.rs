@@ -36,7 +36,7 @@ impl TestRegistry {
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("registry storage dir");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
         if let Some((user, password)) = &options.auth {
@@ -121,6 +121,15 @@ impl TestRegistry {
     /// The registry's own log, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many requests whose request line contains `needle` (e.g.
+    /// `GET /v2/acme/shop/tags/list`) the registry has answered so far.
+    pub fn count_requests(&self, needle: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
     }
 
     pub fn storage_dir(&self) -> PathBuf {

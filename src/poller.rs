@@ -1,0 +1,476 @@
+//! The poller: the fallback detector for registries that send no webhooks.
+//!
+//! `poll_once` is the step: for every image with at least one polling stage it lists the
+//! tags once (one listing shared by all stages of that image), decides per stage, records
+//! poll state, and asks for a deploy where the stage auto-deploys. `run` is the thin loop
+//! around it: the interval from settings, with jitter, until shutdown.
+//!
+//! Rules: the first successful poll of a stage records what exists and deploys nothing; a
+//! failing registry backs off (exponential, capped) while the others keep their schedule;
+//! at most `CONCURRENCY` images are polled at once.
+//!
+//! Invariant: the poller sees registries only through `registry::Registry` and the
+//! deployer only through `trigger::DeployTrigger`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::{self, Registry, RegistryConfig, RegistryKind};
+use crate::store::{PollResult, Project, Stage, Store, Trigger};
+use crate::tags::{SeenTags, TagInfo, TagPattern, select_new};
+use crate::trigger::{DeployRequest, DeployTrigger};
+
+/// Images polled at the same time.
+const CONCURRENCY: usize = 4;
+/// First wait after a registry fails; doubles with every failure up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
+/// The loop waits the interval ± this fraction, so many daemons do not poll in step.
+const JITTER: f64 = 0.1;
+
+/// What one cycle did, stage by stage.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PollOutcome {
+    /// Images whose tags were listed this cycle.
+    pub images_listed: usize,
+    pub stages: Vec<StageOutcome>,
+    /// Registries skipped because they are backing off after failures.
+    pub backing_off: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageOutcome {
+    pub stage_id: i64,
+    pub result: PollResult,
+    pub new_tag: Option<String>,
+    pub deploy_id: Option<i64>,
+    pub error: Option<String>,
+}
+
+pub struct Poller {
+    store: Store,
+    trigger: Arc<dyn DeployTrigger>,
+    /// Clients are kept across cycles: they hold the auth tokens they learnt.
+    clients: Mutex<HashMap<String, Arc<dyn Registry>>>,
+    backoff: Mutex<HashMap<String, Backoff>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+/// One image to list, with the stages that watch it.
+struct Watch {
+    project: Project,
+    stages: Vec<Stage>,
+    registry: RegistryConfig,
+    registry_key: String,
+    repository: String,
+}
+
+impl Poller {
+    pub fn new(store: Store, trigger: Arc<dyn DeployTrigger>) -> Poller {
+        Poller {
+            store,
+            trigger,
+            clients: Mutex::default(),
+            backoff: Mutex::default(),
+        }
+    }
+
+    /// One poll cycle over every image with a polling stage.
+    pub async fn poll_once(&self) -> PollOutcome {
+        let mut outcome = PollOutcome::default();
+        let watches = match self.watches() {
+            Ok(watches) => watches,
+            Err(e) => {
+                tracing::warn!("poller cannot read the store: {e}");
+                return outcome;
+            }
+        };
+        let now = Instant::now();
+        let (due, waiting): (Vec<Watch>, Vec<Watch>) = watches.into_iter().partition(|w| {
+            self.backoff_of(&w.registry_key)
+                .is_none_or(|b| b.until <= now)
+        });
+        outcome.backing_off = waiting.iter().map(|w| w.registry_key.clone()).collect();
+        outcome.backing_off.dedup();
+        let results: Vec<(usize, Vec<StageOutcome>)> = futures_util::stream::iter(due)
+            .map(|watch| async move { self.poll_image(watch).await })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (listed, stages) in results {
+            outcome.images_listed += listed;
+            outcome.stages.extend(stages);
+        }
+        outcome.stages.sort_by_key(|s| s.stage_id);
+        outcome
+    }
+
+    /// Polls on the interval from settings (re-read every cycle) until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let interval = self
+                .store
+                .settings()
+                .map(|s| s.poll_interval)
+                .unwrap_or(Duration::from_secs(300));
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(jittered(interval)) => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                outcome = self.poll_once() => {
+                    tracing::debug!(images = outcome.images_listed, stages = outcome.stages.len(), "poll cycle done");
+                }
+            }
+        }
+    }
+
+    /// Polls the stages of one project now (the API's "poll now"), ignoring back-off.
+    pub async fn poll_project(&self, project_id: i64) -> Result<Vec<StageOutcome>, String> {
+        let watch = self
+            .watches()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|w| w.project.id == project_id)
+            .ok_or_else(|| "this project has no stage with polling on".to_string())?;
+        Ok(self.poll_image(watch).await.1)
+    }
+
+    fn watches(&self) -> Result<Vec<Watch>, crate::store::StoreError> {
+        let mut by_project: BTreeMap<i64, Vec<Stage>> = BTreeMap::new();
+        for stage in self.store.list_polling_stages()? {
+            by_project.entry(stage.project_id).or_default().push(stage);
+        }
+        let mut watches = Vec::new();
+        for (project_id, stages) in by_project {
+            let project = self.store.get_project(project_id)?;
+            let (host, repository) = split_image(&project.image);
+            let registry = match project.registry_id {
+                Some(id) => {
+                    let stored = self.store.get_registry(id)?;
+                    RegistryConfig {
+                        kind: stored.kind,
+                        base_url: stored.base_url,
+                        username: stored.username,
+                        secret: self.store.registry_secret(id)?,
+                        insecure: stored.insecure,
+                    }
+                }
+                None => implicit_registry(host),
+            };
+            watches.push(Watch {
+                registry_key: format!(
+                    "{}|{}",
+                    registry.base_url,
+                    registry.username.as_deref().unwrap_or("")
+                ),
+                project,
+                stages,
+                registry,
+                repository: repository.to_string(),
+            });
+        }
+        Ok(watches)
+    }
+
+    /// Lists one image's tags once and decides for each of its stages.
+    async fn poll_image(&self, watch: Watch) -> (usize, Vec<StageOutcome>) {
+        let listing = match self.client(&watch) {
+            Ok(client) => match client.list_tags(&watch.repository).await {
+                Ok(listing) => Ok((client, listing)),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e),
+        };
+        let (client, listing) = match listing {
+            Ok(ok) => {
+                self.backoff
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&watch.registry_key);
+                ok
+            }
+            Err(error) => {
+                self.back_off(&watch.registry_key);
+                tracing::warn!(image = %watch.project.image, "poll failed: {error}");
+                let stages = watch
+                    .stages
+                    .iter()
+                    .map(|stage| {
+                        let _ = self.store.record_poll_error(stage.id, &error);
+                        StageOutcome {
+                            stage_id: stage.id,
+                            result: PollResult::Error,
+                            new_tag: None,
+                            deploy_id: None,
+                            error: Some(error.clone()),
+                        }
+                    })
+                    .collect();
+                return (1, stages);
+            }
+        };
+        let mut outcomes = Vec::new();
+        for stage in &watch.stages {
+            outcomes.push(self.decide(&watch, stage, client.as_ref(), &listing).await);
+        }
+        (1, outcomes)
+    }
+
+    async fn decide(
+        &self,
+        watch: &Watch,
+        stage: &Stage,
+        client: &dyn Registry,
+        listing: &[TagInfo],
+    ) -> StageOutcome {
+        let error = |message: String| {
+            let _ = self.store.record_poll_error(stage.id, &message);
+            StageOutcome {
+                stage_id: stage.id,
+                result: PollResult::Error,
+                new_tag: None,
+                deploy_id: None,
+                error: Some(message),
+            }
+        };
+        let pattern = match TagPattern::parse(&stage.tag_pattern, stage.version_range.as_deref()) {
+            Ok(pattern) => pattern,
+            Err(e) => return error(e.to_string()),
+        };
+        let mut listing: Vec<TagInfo> = listing
+            .iter()
+            .filter(|t| pattern.matches(&t.name))
+            .cloned()
+            .collect();
+        if stage.track_digest {
+            for tag in &mut listing {
+                match client.resolve_digest(&watch.repository, &tag.name).await {
+                    Ok(digest) => tag.digest = Some(digest),
+                    Err(e) => return error(format!("cannot resolve {}: {e}", tag.name)),
+                }
+            }
+        }
+        let state = match self.store.get_poll_state(stage.id) {
+            Ok(state) => state,
+            Err(e) => return error(e.to_string()),
+        };
+        let now_seen = SeenTags::from_listing(&listing, &pattern);
+        let baseline_done = state.as_ref().is_some_and(|s| s.baseline_at.is_some());
+        if !baseline_done {
+            let _ =
+                self.store
+                    .record_poll(stage.id, &to_store(&now_seen), PollResult::Baseline, None);
+            return StageOutcome {
+                stage_id: stage.id,
+                result: PollResult::Baseline,
+                new_tag: None,
+                deploy_id: None,
+                error: None,
+            };
+        }
+        let seen: SeenTags = state
+            .map(|s| s.seen.into_iter().collect())
+            .unwrap_or_default();
+        let Some(selection) = select_new(&listing, &seen, &pattern) else {
+            let _ =
+                self.store
+                    .record_poll(stage.id, &to_store(&now_seen), PollResult::NoChange, None);
+            return StageOutcome {
+                stage_id: stage.id,
+                result: PollResult::NoChange,
+                new_tag: None,
+                deploy_id: None,
+                error: None,
+            };
+        };
+        let mut deploy_id = None;
+        if stage.auto_deploy {
+            match self
+                .trigger
+                .request_deploy(DeployRequest {
+                    project_id: watch.project.id,
+                    stage_id: stage.id,
+                    tag: selection.tag.clone(),
+                    digest: selection.digest.clone(),
+                    trigger: Trigger::Poll,
+                    detected_at: Some(chrono::Utc::now()),
+                })
+                .await
+            {
+                Ok(id) => deploy_id = Some(id),
+                // Not recorded as seen: the next cycle tries again.
+                Err(e) => {
+                    return error(format!("cannot request a deploy of {}: {e}", selection.tag));
+                }
+            }
+        }
+        let _ = self.store.record_poll(
+            stage.id,
+            &to_store(&now_seen),
+            PollResult::NewTag,
+            Some(&selection.tag),
+        );
+        tracing::info!(image = %watch.project.image, stage = %stage.name, tag = %selection.tag, deploy_id, "new tag found by polling");
+        StageOutcome {
+            stage_id: stage.id,
+            result: PollResult::NewTag,
+            new_tag: Some(selection.tag),
+            deploy_id,
+            error: None,
+        }
+    }
+
+    fn client(&self, watch: &Watch) -> Result<Arc<dyn Registry>, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&watch.registry_key) {
+            return Ok(client.clone());
+        }
+        let client = registry::connect(&watch.registry).map_err(|e| e.to_string())?;
+        clients.insert(watch.registry_key.clone(), client.clone());
+        Ok(client)
+    }
+
+    fn backoff_of(&self, key: &str) -> Option<Backoff> {
+        self.backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    fn back_off(&self, key: &str) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = backoff.get(key).map_or(1, |b| b.failures + 1);
+        let wait = FIRST_BACKOFF
+            .saturating_mul(2u32.saturating_pow(failures - 1))
+            .min(MAX_BACKOFF);
+        backoff.insert(
+            key.to_string(),
+            Backoff {
+                failures,
+                until: Instant::now() + wait,
+            },
+        );
+    }
+}
+
+/// `host/owner/name` → (`host`, `owner/name`); a reference without a registry host is on
+/// Docker Hub (with `library/` for single names).
+pub fn split_image(image: &str) -> (&str, String) {
+    match image.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            (host, rest.to_string())
+        }
+        Some(_) => ("docker.io", image.to_string()),
+        None => ("docker.io", format!("library/{image}")),
+    }
+}
+
+/// A registry nobody configured: anonymous, by host; plain HTTP only on loopback, as
+/// Docker itself allows.
+fn implicit_registry(host: &str) -> RegistryConfig {
+    let kind = match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => RegistryKind::DockerHub,
+        "ghcr.io" => RegistryKind::Ghcr,
+        _ => RegistryKind::Oci,
+    };
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let loopback = name == "localhost" || name.starts_with("127.") || name == "[::1]";
+    RegistryConfig {
+        kind,
+        base_url: if loopback {
+            format!("http://{host}")
+        } else {
+            host.to_string()
+        },
+        username: None,
+        secret: None,
+        insecure: loopback,
+    }
+}
+
+fn to_store(seen: &SeenTags) -> crate::store::SeenTags {
+    seen.iter()
+        .map(|(tag, digest)| (tag.to_string(), digest.map(str::to_string)))
+        .collect()
+}
+
+fn jittered(interval: Duration) -> Duration {
+    let factor = 1.0 + JITTER * (rand::random::<f64>() * 2.0 - 1.0);
+    interval.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_hosts_are_split_the_way_docker_does() {
+        assert_eq!(
+            split_image("127.0.0.1:5000/acme/shop"),
+            ("127.0.0.1:5000", "acme/shop".into())
+        );
+        assert_eq!(
+            split_image("ghcr.io/acme/shop"),
+            ("ghcr.io", "acme/shop".into())
+        );
+        assert_eq!(split_image("acme/shop"), ("docker.io", "acme/shop".into()));
+        assert_eq!(split_image("nginx"), ("docker.io", "library/nginx".into()));
+    }
+
+    #[test]
+    fn only_loopback_registries_get_plain_http_implicitly() {
+        assert!(implicit_registry("127.0.0.1:5000").insecure);
+        assert_eq!(
+            implicit_registry("127.0.0.1:5000").base_url,
+            "http://127.0.0.1:5000"
+        );
+        assert!(!implicit_registry("registry.example.com").insecure);
+        assert_eq!(implicit_registry("ghcr.io").kind, RegistryKind::Ghcr);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            store_dir.path(),
+            crate::crypto::Sealer::new(crate::crypto::MasterKey::generate()),
+        )
+        .unwrap();
+        struct Never;
+        #[async_trait::async_trait]
+        impl DeployTrigger for Never {
+            async fn request_deploy(
+                &self,
+                _: DeployRequest,
+            ) -> Result<i64, crate::store::StoreError> {
+                unreachable!()
+            }
+        }
+        let poller = Poller::new(store, Arc::new(Never));
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            let before = Instant::now();
+            poller.back_off("r");
+            waits.push(poller.backoff_of("r").unwrap().until - before);
+        }
+        assert!(waits[1] > waits[0] && waits[2] > waits[1]);
+        assert!(
+            waits
+                .iter()
+                .all(|w| *w <= MAX_BACKOFF + Duration::from_secs(1))
+        );
+        assert!(waits[9] >= MAX_BACKOFF - Duration::from_secs(1));
+    }
+}
