@@ -114,17 +114,18 @@ impl Poller {
         outcome
     }
 
-    /// Polls on the interval from settings (re-read every cycle) until `shutdown`.
+    /// Polls on the schedule from settings (re-read every cycle: a cron expression, or
+    /// the interval with jitter) until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
-            let interval = self
+            let wait = self
                 .store
                 .settings()
-                .map(|s| s.poll_interval)
+                .map(|s| next_wait(s.poll_cron.as_deref(), s.poll_interval))
                 .unwrap_or(Duration::from_secs(300));
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(jittered(interval)) => {}
+                () = tokio::time::sleep(wait) => {}
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -406,6 +407,28 @@ fn to_store(seen: &SeenTags) -> crate::store::SeenTags {
         .collect()
 }
 
+/// How long to wait for the next cycle: until the cron expression's next time if one is
+/// set (a bad expression falls back to the interval, and says so), else the interval.
+pub fn next_wait(cron: Option<&str>, interval: Duration) -> Duration {
+    if let Some(expression) = cron {
+        match parse_cron(expression) {
+            Ok(cron) => {
+                let now = chrono::Utc::now();
+                if let Ok(next) = cron.find_next_occurrence(&now, false) {
+                    return (next - now).to_std().unwrap_or(Duration::ZERO);
+                }
+            }
+            Err(e) => tracing::warn!("poll_cron {expression:?} is invalid ({e}); using the interval"),
+        }
+    }
+    jittered(interval)
+}
+
+/// Parses a 5-field (or 6-field, with seconds) cron expression.
+pub fn parse_cron(expression: &str) -> Result<croner::Cron, String> {
+    expression.parse::<croner::Cron>().map_err(|e| e.to_string())
+}
+
 fn jittered(interval: Duration) -> Duration {
     let factor = 1.0 + JITTER * (rand::random::<f64>() * 2.0 - 1.0);
     interval.mul_f64(factor)
@@ -438,6 +461,16 @@ mod tests {
         );
         assert!(!implicit_registry("registry.example.com").insecure);
         assert_eq!(implicit_registry("ghcr.io").kind, RegistryKind::Ghcr);
+    }
+
+    #[test]
+    fn cron_schedules_the_next_cycle() {
+        let wait = next_wait(Some("* * * * *"), Duration::from_secs(3600));
+        assert!(wait <= Duration::from_secs(60), "{wait:?}");
+        let fallback = next_wait(Some("not a cron"), Duration::from_secs(100));
+        assert!(fallback >= Duration::from_secs(89) && fallback <= Duration::from_secs(111));
+        assert!(parse_cron("*/5 * * * *").is_ok());
+        assert!(parse_cron("61 * * * *").is_err());
     }
 
     #[test]
