@@ -86,6 +86,25 @@ impl ImageRef {
         })
     }
 
+    /// Builds a reference from a registry host and a repository path as a registry names
+    /// them (a notification's `request.host` and `target.repository`). The host must look
+    /// like one (a dot, a port, or `localhost`): otherwise Docker would read the same text
+    /// as a Docker Hub namespace, and the reference could not be written down.
+    pub fn from_parts(registry: &str, repository: &str) -> Result<ImageRef, ImageRefError> {
+        let error = |kind| ImageRefError {
+            input: format!("{registry}/{repository}"),
+            kind,
+        };
+        if !looks_like_host(registry) {
+            return Err(error(ImageRefErrorKind::InvalidRegistry {
+                registry: registry.to_string(),
+                why: "a registry host needs a dot, a port or to be localhost, \
+                      or Docker reads it as a Docker Hub namespace",
+            }));
+        }
+        build(Some(registry), repository, None, None).map_err(error)
+    }
+
     /// The registry host, with its port when there is one (`127.0.0.1:5000`, `docker.io`).
     pub fn registry(&self) -> &str {
         &self.registry
@@ -98,6 +117,11 @@ impl ImageRef {
 
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_ref().map(Tag::as_str)
+    }
+
+    /// The tag as a [`Tag`], for callers that pass it on.
+    pub fn tag_ref(&self) -> Option<&Tag> {
+        self.tag.as_ref()
     }
 
     /// The digest (`sha256:<64 hex>`), when the reference pins one.
@@ -239,7 +263,28 @@ fn parse_reference(input: &str) -> Result<ImageRef, ImageRefErrorKind> {
     if name.is_empty() {
         return Err(ImageRefErrorKind::EmptyName);
     }
-    let (registry, remainder) = split_registry(name)?;
+    let (registry, remainder) = split_registry(name);
+    build(registry, remainder, tag, digest)
+}
+
+/// Validates and normalises the parts of a reference into an [`ImageRef`].
+fn build(
+    registry: Option<&str>,
+    remainder: &str,
+    tag: Option<Tag>,
+    digest: Option<String>,
+) -> Result<ImageRef, ImageRefErrorKind> {
+    let registry = match registry {
+        Some(registry) => {
+            check_registry(registry)?;
+            let registry = registry.to_ascii_lowercase();
+            match registry.as_str() {
+                "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_string(),
+                _ => registry,
+            }
+        }
+        None => DEFAULT_REGISTRY.to_string(),
+    };
     check_repository(remainder)?;
     let repository = if registry == DEFAULT_REGISTRY && !remainder.contains('/') {
         format!("library/{remainder}")
@@ -258,27 +303,22 @@ fn parse_reference(input: &str) -> Result<ImageRef, ImageRefErrorKind> {
     })
 }
 
-/// Splits `name` into a normalised registry and the repository path. The first component
-/// is a registry only when it looks like a host: it has a '.' or ':' or is `localhost`.
-fn split_registry(name: &str) -> Result<(String, &str), ImageRefErrorKind> {
-    let Some((first, remainder)) = name.split_once('/') else {
-        return Ok((DEFAULT_REGISTRY.to_string(), name));
-    };
-    // '[' can only start an IPv6 host; treating it as one gives the better message.
-    let looks_like_host = first.contains('.')
-        || first.contains(':')
-        || first == "localhost"
-        || first.starts_with('[');
-    if !looks_like_host {
-        return Ok((DEFAULT_REGISTRY.to_string(), name));
+/// Splits `name` into the registry as written (if any) and the repository path. The first
+/// component is a registry only when it looks like a host.
+fn split_registry(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((first, remainder)) if looks_like_host(first) => (Some(first), remainder),
+        _ => (None, name),
     }
-    check_registry(first)?;
-    let registry = first.to_ascii_lowercase();
-    let registry = match registry.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_string(),
-        _ => registry,
-    };
-    Ok((registry, remainder))
+}
+
+/// Docker's rule: a '.' or ':' or `localhost`. '[' can only start an IPv6 host; treating it
+/// as one gives the better error message.
+fn looks_like_host(component: &str) -> bool {
+    component.contains('.')
+        || component.contains(':')
+        || component == "localhost"
+        || component.starts_with('[')
 }
 
 fn check_registry(registry: &str) -> Result<(), ImageRefErrorKind> {
@@ -784,6 +824,34 @@ mod tests {
         assert_eq!(retagged.to_string(), "127.0.0.1:5000/acme/shop:v2");
         assert_eq!(retagged.digest(), None);
         assert_eq!(b.without_tag().to_string(), "127.0.0.1:5000/acme/shop");
+    }
+
+    #[test]
+    fn from_parts_builds_what_a_registry_names() {
+        let r = ImageRef::from_parts("127.0.0.1:5000", "acme/shop").unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/acme/shop");
+        assert_eq!(
+            ImageRef::from_parts("docker.io", "nginx")
+                .unwrap()
+                .repository(),
+            "library/nginx"
+        );
+        assert_eq!(
+            ImageRef::from_parts("Git.Example.com", "a/b")
+                .unwrap()
+                .registry(),
+            "git.example.com"
+        );
+        // A bare word would round-trip as a Docker Hub namespace, so it is refused.
+        let e = ImageRef::from_parts("registry", "acme/shop").unwrap_err();
+        assert!(
+            matches!(e.kind(), ImageRefErrorKind::InvalidRegistry { .. }),
+            "{e}"
+        );
+        // A repository can not smuggle in a tag or digest.
+        assert!(ImageRef::from_parts("ghcr.io", "acme/shop:v1").is_err());
+        assert!(ImageRef::from_parts("ghcr.io", &format!("acme/shop@{DIGEST}")).is_err());
+        assert!(ImageRef::from_parts("ghcr.io", "").is_err());
     }
 
     #[test]
