@@ -917,7 +917,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parse_never_panics(input in "\\PC{0,300}") {
+        fn parse_never_panics(input in any::<String>()) {
             let _ = ImageRef::parse(&input);
         }
 

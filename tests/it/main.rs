@@ -3,3 +3,4 @@
 mod support;
 
 mod registry_support;
+mod webhook_payloads;
