@@ -8,7 +8,7 @@
 //! are case-insensitive, and the project's image identity must compare equal however a
 //! user typed the host), and a port must fit in 16 bits.
 //!
-//! This module knows nothing of registries, tags patterns or projects; it only reads and
+//! This module knows nothing of registries, tag patterns or projects; it only reads and
 //! writes the reference text.
 
 use std::fmt;
@@ -57,8 +57,8 @@ pub enum ImageRefErrorKind {
     ImageId,
     #[error("registry {} is not a host[:port]: {why}", shorten(.registry))]
     InvalidRegistry { registry: String, why: &'static str },
-    #[error("repository name must be lowercase ({})", shorten(.component))]
-    Uppercase { component: String },
+    #[error("repository name {} must be lowercase", shorten(.repository))]
+    Uppercase { repository: String },
     #[error("the repository path has an empty component (a double, leading or trailing slash)")]
     EmptyComponent,
     #[error(
@@ -374,7 +374,7 @@ fn check_repository(path: &str) -> Result<(), ImageRefErrorKind> {
         }
         if component.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(ImageRefErrorKind::Uppercase {
-                component: path.to_string(),
+                repository: path.to_string(),
             });
         }
         if !is_valid_path_component(component) {
