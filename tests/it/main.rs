@@ -8,3 +8,4 @@ mod registry_client;
 mod registry_support;
 mod store;
 mod tidy;
+mod webhook_payloads;
