@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod docker;
 pub mod health;
 pub mod image_ref;
+pub mod intake;
 pub mod notify;
 pub mod poller;
 pub mod registry;

@@ -214,9 +214,11 @@ impl Store {
     /// A random id made when the database was created. Containers carry it as a label, so
     /// two installations on one Docker host (or parallel tests) never touch each other's.
     pub fn installation_id(&self) -> StoreResult<String> {
-        Ok(self
-            .conn()
-            .query_row("SELECT installation_id FROM settings WHERE id = 1", [], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT installation_id FROM settings WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// The webhook URL secret; generated (a random UUID) the first time it is asked for.
