@@ -1,1 +1,604 @@
-//! (placeholder: filled in by its issue)
+//! Health checking before traffic moves: probe a freshly started container until it is
+//! healthy, fails its budget, or dies.
+//!
+//! [`wait_healthy`] probes often during the start period (a fast container is noticed
+//! within a fraction of a second) and ignores failures there; after it, `retries`
+//! consecutive failures `interval` apart end the wait. Between probes it inspects the
+//! container, so one that exits or restarts fails at once with its exit code and logs.
+//! [`upstream`] says how a container is reached (a loopback port, or its name on a shared
+//! network); the proxy reuses it.
+//!
+//! This module knows the [`Engine`] trait only; it knows nothing of deploys, the store or
+//! the proxy, and decides nothing beyond "healthy or not".
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+
+use crate::docker::{
+    ContainerId, ContainerInfo, ContainerStatus, DockerHealth, Engine, EngineError,
+};
+
+/// How long and how often to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Time between probes after the start period.
+    pub interval: Duration,
+    /// How long one probe may take.
+    pub timeout: Duration,
+    /// Consecutive failures after the start period that end the wait.
+    pub retries: u32,
+    /// Time to start up: probes are frequent and failures do not count.
+    pub start_period: Duration,
+}
+
+impl Default for HealthPolicy {
+    /// 3 retries 5 s apart with a 10 s timeout (the seed's budget), after a 60 s start period.
+    fn default() -> HealthPolicy {
+        HealthPolicy {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            retries: 3,
+            start_period: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HealthPolicy {
+    /// About the longest a never-healthy container is probed (hung probes add up to
+    /// `timeout` each).
+    pub fn budget(&self) -> Duration {
+        self.start_period + self.interval * self.retries
+    }
+}
+
+/// What "healthy" means for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthProbe {
+    /// `GET url` answers 2xx or 3xx (redirects are not followed).
+    Http { url: String },
+    /// A TCP connection to `addr` (`host:port`) opens and is not closed at once.
+    Tcp { addr: String },
+    /// The container's own HEALTHCHECK reports healthy.
+    DockerHealthcheck,
+    /// The container keeps running, without restarts, for `duration`.
+    StaysRunning { duration: Duration },
+}
+
+impl fmt::Display for HealthProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HealthProbe::Http { url } => write!(f, "GET {url}"),
+            HealthProbe::Tcp { addr } => write!(f, "TCP connect to {addr}"),
+            HealthProbe::DockerHealthcheck => f.write_str("the image's HEALTHCHECK"),
+            HealthProbe::StaysRunning { duration } => {
+                write!(f, "running without restarts for {}", seconds(*duration))
+            }
+        }
+    }
+}
+
+/// How docker-watcher (its health checker and proxy) reaches containers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Reachability {
+    /// By the port published on 127.0.0.1: for a daemon running on the host.
+    #[default]
+    Loopback,
+    /// By container name on a shared Docker network: for a daemon running in a
+    /// container attached to `network`.
+    Network { network: String },
+}
+
+/// Where a container's port is reached from docker-watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Upstream {
+    /// `http://host:port/path`.
+    pub fn http_url(&self, path: &str) -> String {
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        format!("http://{}:{}{slash}{path}", self.host, self.port)
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Why a container cannot be addressed the way [`Reachability`] says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error(
+        "container {container} publishes no port on 127.0.0.1 for port {port}: it must be created with its port published on loopback"
+    )]
+    NotPublished { container: String, port: u16 },
+    #[error(
+        "container {container} is not on network {network}: set the project's network to {network} so docker-watcher can reach it"
+    )]
+    NotOnNetwork { container: String, network: String },
+}
+
+/// Where `container_port` of `container` is reached under `reachability`.
+pub fn upstream(
+    reachability: &Reachability,
+    container: &ContainerInfo,
+    container_port: u16,
+) -> Result<Upstream, AddressError> {
+    match reachability {
+        Reachability::Loopback => container
+            .loopback_ports
+            .get(&container_port)
+            .map(|&port| Upstream {
+                host: "127.0.0.1".to_string(),
+                port,
+            })
+            .ok_or_else(|| AddressError::NotPublished {
+                container: container.name.clone(),
+                port: container_port,
+            }),
+        Reachability::Network { network } => {
+            if container.networks.iter().any(|joined| joined == network) {
+                Ok(Upstream {
+                    host: container.name.clone(),
+                    port: container_port,
+                })
+            } else {
+                Err(AddressError::NotOnNetwork {
+                    container: container.name.clone(),
+                    network: network.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// The HTTP probe of `path` on `container_port` of `container`.
+pub fn http_probe(
+    reachability: &Reachability,
+    container: &ContainerInfo,
+    container_port: u16,
+    path: &str,
+) -> Result<HealthProbe, AddressError> {
+    let upstream = upstream(reachability, container, container_port)?;
+    Ok(HealthProbe::Http {
+        url: upstream.http_url(path),
+    })
+}
+
+/// One probe, reported to the caller as it happens (for the deploy log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first probe.
+    pub number: u32,
+    /// Since the wait began.
+    pub elapsed: Duration,
+    /// `Err` holds why the probe failed, readable by a person.
+    pub outcome: Result<(), String>,
+    /// Whether a failure counted against the budget (it does not in the start period).
+    pub counted: bool,
+    /// Consecutive counted failures so far, and how many end the wait.
+    pub failures: u32,
+    pub retries: u32,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "probe {} after {}: ", self.number, seconds(self.elapsed))?;
+        match &self.outcome {
+            Ok(()) => f.write_str("healthy"),
+            Err(reason) if self.counted => {
+                write!(
+                    f,
+                    "{reason} (failure {} of {})",
+                    self.failures, self.retries
+                )
+            }
+            Err(reason) => write!(f, "{reason} (start period, not counted)"),
+        }
+    }
+}
+
+/// A container that passed its probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthy {
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+/// Why a container was not found healthy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    /// The container exited, restarted or could not start while being probed.
+    #[error(
+        "the container {status} (exit code {exit_code}{oom}) before it became healthy; its last log lines:\n{logs}",
+        oom = if *oom_killed { ", killed for lack of memory" } else { "" }
+    )]
+    ContainerExited {
+        /// `exited`, `restarting`, `restarted`, …: what was seen.
+        status: String,
+        exit_code: i64,
+        oom_killed: bool,
+        logs: String,
+        attempts: u32,
+    },
+    /// The container was removed while being probed.
+    #[error("the container {id} was removed while its health was being checked")]
+    ContainerGone { id: String },
+    /// The probe kept failing past the start period and the retries.
+    #[error(
+        "the container did not become healthy: {attempts} probes, the last failed with: {last_error}; check the health-check settings and the container's logs"
+    )]
+    Unhealthy { attempts: u32, last_error: String },
+    /// The probe cannot work for this container (e.g. no HEALTHCHECK to wait for).
+    #[error("cannot check health: {0}")]
+    ProbeUnusable(String),
+    /// Docker failed while the container was being watched.
+    #[error("cannot check health: {0}")]
+    Engine(EngineError),
+}
+
+/// Probes `container` with `probe` under `policy` until it is healthy or fails; calls
+/// `on_attempt` after every probe.
+pub async fn wait_healthy(
+    engine: &dyn Engine,
+    container: &ContainerId,
+    probe: &HealthProbe,
+    policy: &HealthPolicy,
+    on_attempt: impl Fn(&Attempt) + Send + Sync,
+) -> Result<Healthy, HealthError> {
+    let started = Instant::now();
+    let http = match probe {
+        HealthProbe::Http { .. } => Some(http_client(policy.timeout)?),
+        _ => None,
+    };
+    // A probe that needs time to pass (staying up for N s) must not fail before then.
+    let grace = match probe {
+        HealthProbe::StaysRunning { duration } => policy.start_period.max(*duration),
+        _ => policy.start_period,
+    };
+    let retries = policy.retries.max(1);
+    let mut fast_delay = FIRST_DELAY;
+    let mut baseline_restarts = None;
+    let mut attempts = 0;
+    let mut failures = 0;
+    loop {
+        let info = inspect(engine, container).await?;
+        let baseline = *baseline_restarts.get_or_insert(info.state.restart_count);
+        if let Some(status) = stopped(&info, baseline) {
+            return Err(exited(engine, container, &info, status, attempts).await);
+        }
+
+        if matches!(probe, HealthProbe::DockerHealthcheck) && info.state.health.is_none() {
+            // Docker sets the status when it starts the container: none means none ever.
+            return Err(HealthError::ProbeUnusable(NO_HEALTHCHECK.to_string()));
+        }
+
+        attempts += 1;
+        let in_grace = started.elapsed() < grace;
+        let outcome = match tokio::time::timeout(
+            policy.timeout,
+            run_probe(probe, http.as_ref(), &info, started.elapsed()),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!(
+                "{probe}: no answer within {}",
+                seconds(policy.timeout)
+            )),
+        };
+        let counted = outcome.is_err() && !in_grace;
+        if counted {
+            failures += 1;
+        }
+        let elapsed = started.elapsed();
+        on_attempt(&Attempt {
+            number: attempts,
+            elapsed,
+            outcome: outcome.clone(),
+            counted,
+            failures,
+            retries,
+        });
+        match outcome {
+            Ok(()) => return Ok(Healthy { attempts, elapsed }),
+            Err(last_error) if counted && failures >= retries => {
+                // A container that died during the last probe is reported as such.
+                let info = inspect(engine, container).await?;
+                if let Some(status) = stopped(&info, baseline) {
+                    return Err(exited(engine, container, &info, status, attempts).await);
+                }
+                return Err(HealthError::Unhealthy {
+                    attempts,
+                    last_error,
+                });
+            }
+            Err(_) => {}
+        }
+
+        let delay = if started.elapsed() < grace {
+            let delay = fast_delay.min(policy.interval);
+            fast_delay = (fast_delay * 5 / 4).min(MAX_FAST_DELAY);
+            delay
+        } else {
+            policy.interval
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The first pause between probes in the start period; it grows by a quarter each time.
+const FIRST_DELAY: Duration = Duration::from_millis(200);
+/// The longest pause between probes in the start period.
+const MAX_FAST_DELAY: Duration = Duration::from_secs(1);
+/// How many log lines a failure report carries.
+const LOG_TAIL: usize = 20;
+/// How long a TCP probe waits to see whether an accepted connection is closed at once.
+const TCP_SETTLE: Duration = Duration::from_millis(300);
+const NO_HEALTHCHECK: &str =
+    "the container has no HEALTHCHECK: configure a health-check path or another probe";
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, HealthError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        // A proxy from the environment must not stand between us and a local container.
+        .no_proxy()
+        .build()
+        .map_err(|e| HealthError::ProbeUnusable(format!("cannot build an HTTP client: {e}")))
+}
+
+async fn inspect(
+    engine: &dyn Engine,
+    container: &ContainerId,
+) -> Result<ContainerInfo, HealthError> {
+    engine
+        .inspect_container(container)
+        .await
+        .map_err(|error| match error {
+            EngineError::ContainerNotFound { id } => HealthError::ContainerGone { id },
+            other => HealthError::Engine(other),
+        })
+}
+
+/// What went wrong with a container that can no longer become healthy, if anything.
+fn stopped(info: &ContainerInfo, baseline_restarts: i64) -> Option<String> {
+    let state = &info.state;
+    if state.status.has_stopped() || state.status == ContainerStatus::Restarting {
+        Some(state.status.to_string())
+    } else if state.restart_count > baseline_restarts {
+        Some(format!(
+            "restarted {} times",
+            state.restart_count - baseline_restarts
+        ))
+    } else if !state.running && state.error.is_some() {
+        Some("failed to start".to_string())
+    } else {
+        None
+    }
+}
+
+async fn exited(
+    engine: &dyn Engine,
+    container: &ContainerId,
+    info: &ContainerInfo,
+    status: String,
+    attempts: u32,
+) -> HealthError {
+    let mut logs = engine
+        .logs(container, LOG_TAIL)
+        .await
+        .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
+    if let Some(error) = &info.state.error {
+        logs = format!("{logs}\ndocker: {error}");
+    }
+    HealthError::ContainerExited {
+        status,
+        exit_code: info.state.exit_code,
+        oom_killed: info.state.oom_killed,
+        logs,
+        attempts,
+    }
+}
+
+/// One probe; `Err` says why it failed in words for the deploy log.
+async fn run_probe(
+    probe: &HealthProbe,
+    http: Option<&reqwest::Client>,
+    info: &ContainerInfo,
+    elapsed: Duration,
+) -> Result<(), String> {
+    match probe {
+        HealthProbe::Http { url } => {
+            let Some(client) = http else {
+                return Err("no HTTP client".to_string());
+            };
+            let response = client
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url} failed: {}", error_chain(&e)))?;
+            let status = response.status();
+            if status.is_success() || status.is_redirection() {
+                Ok(())
+            } else {
+                Err(format!("GET {url} answered {status}"))
+            }
+        }
+        HealthProbe::Tcp { addr } => tcp_probe(addr).await,
+        HealthProbe::DockerHealthcheck => match info.state.health {
+            Some(DockerHealth::Healthy) => Ok(()),
+            Some(health) => Err(format!("the HEALTHCHECK reports {health}")),
+            None => Err(NO_HEALTHCHECK.to_string()),
+        },
+        HealthProbe::StaysRunning { duration } => {
+            if !info.state.running {
+                Err(format!("the container is {}", info.state.status))
+            } else if elapsed < *duration {
+                Err(format!(
+                    "running for {} of {}",
+                    seconds(elapsed),
+                    seconds(*duration)
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Connects, then waits a moment: Docker's port proxy accepts on the published port
+/// before the application listens and closes the connection when it finds nobody, so
+/// an accepted connection alone proves nothing. Open (or talking) after the moment is up.
+async fn tcp_probe(addr: &str) -> Result<(), String> {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("TCP connect to {addr} failed: {e}"))?;
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(TCP_SETTLE, stream.read(&mut byte)).await {
+        Err(_) | Ok(Ok(1..)) => Ok(()),
+        Ok(Ok(0)) => Err(format!(
+            "TCP connection to {addr} was closed at once: nothing listens in the container"
+        )),
+        Ok(Err(e)) => Err(format!("TCP connection to {addr} failed: {e}")),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `2.5 s`.
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::docker::ContainerState;
+
+    fn container(loopback: &[(u16, u16)], networks: &[&str]) -> ContainerInfo {
+        ContainerInfo {
+            id: ContainerId::new("abc"),
+            name: "dw-shop-dev-1".into(),
+            image: "img".into(),
+            image_id: "sha256:1".into(),
+            labels: BTreeMap::new(),
+            state: ContainerState {
+                status: ContainerStatus::Running,
+                running: true,
+                exit_code: 0,
+                restart_count: 0,
+                started_at: None,
+                health: None,
+                oom_killed: false,
+                error: None,
+            },
+            loopback_port: loopback.first().map(|&(_, host)| host),
+            loopback_ports: loopback.iter().copied().collect(),
+            networks: networks.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn loopback_reaches_the_published_port() {
+        let info = container(&[(8080, 49153)], &["bridge"]);
+        let probe = http_probe(&Reachability::Loopback, &info, 8080, "/health").unwrap();
+        assert_eq!(
+            probe,
+            HealthProbe::Http {
+                url: "http://127.0.0.1:49153/health".into()
+            }
+        );
+    }
+
+    #[test]
+    fn loopback_without_a_published_port_says_so() {
+        let info = container(&[(8080, 49153)], &["bridge"]);
+        let error = upstream(&Reachability::Loopback, &info, 9090).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("publishes no port on 127.0.0.1 for port 9090"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn network_reaches_the_container_by_name() {
+        let info = container(&[], &["web"]);
+        let reach = Reachability::Network {
+            network: "web".into(),
+        };
+        let up = upstream(&reach, &info, 8080).unwrap();
+        assert_eq!(up.http_url("health"), "http://dw-shop-dev-1:8080/health");
+        assert_eq!(up.addr(), "dw-shop-dev-1:8080");
+        let elsewhere = Reachability::Network {
+            network: "other".into(),
+        };
+        assert!(matches!(
+            upstream(&elsewhere, &info, 8080),
+            Err(AddressError::NotOnNetwork { .. })
+        ));
+    }
+
+    #[test]
+    fn a_restart_or_exit_stops_the_wait() {
+        let mut info = container(&[], &[]);
+        assert_eq!(stopped(&info, 0), None);
+        info.state.restart_count = 1;
+        assert_eq!(stopped(&info, 0).as_deref(), Some("restarted 1 times"));
+        info.state.status = ContainerStatus::Exited;
+        info.state.running = false;
+        assert_eq!(stopped(&info, 1).as_deref(), Some("exited"));
+    }
+
+    #[test]
+    fn attempt_lines_say_whether_a_failure_counted() {
+        let mut attempt = Attempt {
+            number: 2,
+            elapsed: Duration::from_millis(1250),
+            outcome: Err("GET x answered 404 Not Found".into()),
+            counted: false,
+            failures: 0,
+            retries: 3,
+        };
+        assert_eq!(
+            attempt.to_string(),
+            "probe 2 after 1.2 s: GET x answered 404 Not Found (start period, not counted)"
+        );
+        attempt.counted = true;
+        attempt.failures = 1;
+        assert!(
+            attempt.to_string().ends_with("(failure 1 of 3)"),
+            "{attempt}"
+        );
+    }
+
+    #[test]
+    fn default_budget_is_the_seeds_after_the_start_period() {
+        let policy = HealthPolicy::default();
+        assert_eq!(policy.retries, 3);
+        assert_eq!(policy.interval, Duration::from_secs(5));
+        assert_eq!(policy.timeout, Duration::from_secs(10));
+        assert_eq!(policy.budget(), Duration::from_secs(75));
+    }
+}
