@@ -3,6 +3,8 @@
 mod support;
 
 mod daemon;
+mod proxy_caddy;
+mod proxy_npm;
 mod registry_support;
 mod store;
 mod tidy;
