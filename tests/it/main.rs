@@ -4,6 +4,8 @@ mod support;
 
 mod daemon;
 mod poller;
+mod proxy_caddy;
+mod proxy_npm;
 mod registry_client;
 mod registry_support;
 mod store;

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod caddy;
+pub mod npm_fake;
 pub mod registry;
 
 use std::net::TcpListener;
