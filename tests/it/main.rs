@@ -2,4 +2,6 @@
 
 mod support;
 
+mod docker_engine;
+mod health;
 mod registry_support;
