@@ -215,13 +215,16 @@ pub struct Healthy {
 pub enum HealthError {
     /// The container exited, restarted or could not start while being probed.
     #[error(
-        "the container {status} (exit code {exit_code}{oom}) before it became healthy; its last log lines:\n{logs}",
-        oom = if *oom_killed { ", killed for lack of memory" } else { "" }
+        "the container {status}{code}{oom} before it became healthy; its last log lines:\n{logs}",
+        code = exit_code.map(|code| format!(" with exit code {code}")).unwrap_or_default(),
+        oom = if *oom_killed { ", killed for lack of memory," } else { "" }
     )]
     ContainerExited {
-        /// `exited`, `restarting`, `restarted`, …: what was seen.
+        /// What was seen: `exited`, `is restarting`, `was restarted by Docker`, ….
         status: String,
-        exit_code: i64,
+        /// The exit code, when Docker still knows it (a restarted container is running
+        /// again and reports none).
+        exit_code: Option<i64>,
         oom_killed: bool,
         logs: String,
         attempts: u32,
@@ -369,12 +372,15 @@ async fn inspect(
 /// What went wrong with a container that can no longer become healthy, if anything.
 fn stopped(info: &ContainerInfo, baseline_restarts: i64) -> Option<String> {
     let state = &info.state;
-    if state.status.has_stopped() || state.status == ContainerStatus::Restarting {
+    if state.status.has_stopped() {
         Some(state.status.to_string())
+    } else if state.status == ContainerStatus::Restarting {
+        Some("is restarting".to_string())
     } else if state.restart_count > baseline_restarts {
+        let restarts = state.restart_count - baseline_restarts;
+        let plural = if restarts == 1 { "" } else { "s" };
         Some(format!(
-            "restarted {} times",
-            state.restart_count - baseline_restarts
+            "was restarted by Docker ({restarts} restart{plural})"
         ))
     } else if !state.running && state.error.is_some() {
         Some("failed to start".to_string())
@@ -397,9 +403,11 @@ async fn exited(
     if let Some(error) = &info.state.error {
         logs = format!("{logs}\ndocker: {error}");
     }
+    // Running again after a restart, it reports 0: that is not the code it died with.
+    let exit_code = (!info.state.running).then_some(info.state.exit_code);
     HealthError::ContainerExited {
         status,
-        exit_code: info.state.exit_code,
+        exit_code,
         oom_killed: info.state.oom_killed,
         logs,
         attempts,
@@ -422,7 +430,7 @@ async fn run_probe(
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| format!("GET {url} failed: {}", error_chain(&e)))?;
+                .map_err(|e| format!("GET {url} failed: {}", root_cause(&e)))?;
             let status = response.status();
             if status.is_success() || status.is_redirection() {
                 Ok(())
@@ -469,18 +477,13 @@ async fn tcp_probe(addr: &str) -> Result<(), String> {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+/// The innermost error: reqwest's outer layers repeat the URL and say little more.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
     }
-    text
+    cause.to_string()
 }
 
 /// `2.5 s`.
@@ -565,7 +568,10 @@ mod tests {
         let mut info = container(&[], &[]);
         assert_eq!(stopped(&info, 0), None);
         info.state.restart_count = 1;
-        assert_eq!(stopped(&info, 0).as_deref(), Some("restarted 1 times"));
+        assert_eq!(
+            stopped(&info, 0).as_deref(),
+            Some("was restarted by Docker (1 restart)")
+        );
         info.state.status = ContainerStatus::Exited;
         info.state.running = false;
         assert_eq!(stopped(&info, 1).as_deref(), Some("exited"));
@@ -591,6 +597,15 @@ mod tests {
             attempt.to_string().ends_with("(failure 1 of 3)"),
             "{attempt}"
         );
+    }
+
+    /// The deployer runs the wait inside spawned tasks.
+    #[allow(dead_code)]
+    fn wait_healthy_is_send(engine: &dyn Engine, id: &ContainerId) {
+        fn assert_send<T: Send>(_: T) {}
+        let policy = HealthPolicy::default();
+        let probe = HealthProbe::DockerHealthcheck;
+        assert_send(wait_healthy(engine, id, &probe, &policy, |_| {}));
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl BollardEngine {
             | BollardError::HyperLegacyError { .. }
             | BollardError::HyperResponseError { .. }) => EngineError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                reason: error_chain(&error),
+                reason: root_cause(&error),
             },
             error => EngineError::Other(error_chain(&error)),
         }
@@ -378,11 +378,11 @@ impl Engine for BollardEngine {
             .iter()
             .map(|(key, value)| format!("{key}={value}"))
             .collect();
-        let filters = HashMap::from([("label", labels)]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
+        let mut options = ListContainersOptionsBuilder::default().all(true);
+        if !labels.is_empty() {
+            options = options.filters(&HashMap::from([("label", labels)]));
+        }
+        let options = options.build();
         let summaries = self
             .client()
             .await?
@@ -460,6 +460,16 @@ fn registry_auth_header(auth: &RegistryAuth, server: &str) -> String {
         "serveraddress": server,
     });
     base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
+}
+
+/// The innermost cause (`Connection refused (os error 111)`): the layers above it are
+/// the HTTP client's plumbing.
+fn root_cause(error: &(dyn StdError + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// The error and its causes on one line: bollard's own text alone often hides the cause.

@@ -118,7 +118,7 @@ pub(super) fn container_info(inspect: ContainerInspectResponse) -> ContainerInfo
         state: ContainerState {
             status: state
                 .status
-                .map(|status| status_from_word(&status.to_string()))
+                .map(|status| status_from_word(status.as_ref()))
                 .unwrap_or_else(|| ContainerStatus::Other(String::new())),
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code.unwrap_or(0),
@@ -153,7 +153,7 @@ pub(super) fn container_summary(summary: BollardSummary) -> ContainerSummary {
         labels: sorted(summary.labels),
         state: summary
             .state
-            .map(|state| status_from_word(&state.to_string()))
+            .map(|state| status_from_word(state.as_ref()))
             .unwrap_or_else(|| ContainerStatus::Other(String::new())),
         image: summary.image.unwrap_or_default(),
     }

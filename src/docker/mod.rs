@@ -212,8 +212,9 @@ impl From<&str> for ContainerId {
     }
 }
 
-/// Everything needed to create a container.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Everything needed to create a container. `Debug` shows env names, never values
+/// (they may be secrets).
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct ContainerSpec {
     pub name: String,
     pub image: String,
@@ -233,6 +234,26 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// Run an init process as PID 1 (it forwards signals and reaps zombies).
     pub init: bool,
+}
+
+impl fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env_names: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("labels", &self.labels)
+            .field("env", &env_names)
+            .field("container_port", &self.container_port)
+            .field("publish", &self.publish)
+            .field("network", &self.network)
+            .field("restart_policy", &self.restart_policy)
+            .field("volumes", &self.volumes)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("nano_cpus", &self.nano_cpus)
+            .field("init", &self.init)
+            .finish()
+    }
 }
 
 /// Whether and how the container port is published on the host.
@@ -414,6 +435,17 @@ mod tests {
         };
         let shown = format!("{auth:?}");
         assert!(shown.contains("ci"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn container_spec_debug_shows_env_names_not_values() {
+        let spec = ContainerSpec {
+            env: vec![("DB_PASSWORD".into(), "hunter2".into())],
+            ..Default::default()
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("DB_PASSWORD"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 

@@ -3,6 +3,8 @@
 mod support;
 
 mod daemon;
+mod docker_engine;
+mod health;
 mod poller;
 mod proxy_caddy;
 mod proxy_npm;

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod caddy;
+pub mod containers;
 pub mod npm_fake;
 pub mod registry;
 
