@@ -17,7 +17,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::crypto::{KeyFile, MasterKey, Sealer};
+use crate::deployer::{DeployEvents, Deployer};
 use crate::docker::{BollardEngine, Engine};
+use crate::intake::{EngineInspector, Intake};
+use crate::notify::HttpNotifier;
+use crate::poller::Poller;
+use crate::proxy::{self, NoProxy, Proxy, ProxyConfig};
 use crate::store::Store;
 
 /// Name of the lock file that keeps two daemons (or a daemon and `rotate-key`) from
@@ -28,16 +33,31 @@ pub const LOCK_FILE: &str = "docker-watcher.lock";
 pub struct Daemon {
     pub addr: SocketAddr,
     pub store: Store,
+    pub deployer: Deployer,
+    pub poller: Arc<Poller>,
+    notifier: HttpNotifier,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+    poll_loop: JoinHandle<()>,
     _lock: File,
 }
 
+/// How long shutdown waits for notifications still being sent.
+const NOTIFY_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Daemon {
     /// Stops accepting connections, lets running requests finish, and returns.
+    /// Running deploys are finished before it returns: a deploy stopped half-way would
+    /// leave a container the next start has to clean up.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.server.await.context("server task")??;
+        let _ = self.poll_loop.await;
+        if !self.deployer.is_idle() {
+            tracing::info!("waiting for running deploys to finish");
+        }
+        self.deployer.drain().await;
+        self.notifier.drain(NOTIFY_DRAIN).await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -83,15 +103,41 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         );
     }
 
+    let notifier = HttpNotifier::new(store.clone());
+    let deployer = Deployer::new(
+        store.clone(),
+        engine.clone(),
+        connect_proxy(&store),
+        Arc::new(notifier.clone()),
+        DeployEvents::default(),
+    )?;
+    let report = deployer.reconcile().await;
+    if !report.interrupted_deploys.is_empty() || !report.removed_containers.is_empty() {
+        tracing::warn!(
+            interrupted_deploys = ?report.interrupted_deploys,
+            removed_containers = ?report.removed_containers,
+            "cleaned up after an unclean stop"
+        );
+    }
+    let poller = Arc::new(Poller::new(store.clone(), Arc::new(deployer.clone())));
+    let intake = Intake::new(
+        store.clone(),
+        Arc::new(deployer.clone()),
+        Arc::new(EngineInspector { engine: engine.clone() }),
+    );
     let state = AppState {
         store: store.clone(),
         engine,
+        deployer: deployer.clone(),
+        intake,
+        poller: poller.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -103,10 +149,33 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     Ok(Daemon {
         addr,
         store,
+        deployer,
+        poller,
+        notifier,
         shutdown,
         server,
+        poll_loop,
         _lock: lock,
     })
+}
+
+/// The proxy the settings name; a configuration that cannot work is logged and replaced by
+/// no proxy, so the daemon still starts and the UI can fix the settings.
+pub fn connect_proxy(store: &Store) -> Arc<dyn Proxy> {
+    let config = match (store.settings(), store.proxy_secret()) {
+        (Ok(settings), Ok(secret)) => ProxyConfig::from_settings(&settings, secret),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!("cannot read the proxy settings: {e}");
+            return Arc::new(NoProxy);
+        }
+    };
+    match proxy::connect(&config) {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            tracing::error!("proxy settings do not work ({e}); routing is off until they are fixed");
+            Arc::new(NoProxy)
+        }
+    }
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.

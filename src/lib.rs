@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod deployer;
 pub mod docker;
 pub mod health;
 pub mod image_ref;

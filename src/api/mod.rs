@@ -6,13 +6,18 @@
 
 mod error;
 mod health;
+mod webhook;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
+use crate::deployer::Deployer;
 use crate::docker::Engine;
+use crate::intake::Intake;
+use crate::poller::Poller;
 use crate::store::Store;
 
 pub use error::{ApiError, not_found};
@@ -22,11 +27,18 @@ pub use error::{ApiError, not_found};
 pub struct AppState {
     pub store: Store,
     pub engine: Arc<dyn Engine>,
+    pub deployer: Deployer,
+    pub intake: Intake,
+    pub poller: Arc<Poller>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route(
+            "/api/webhook/{secret}",
+            post(webhook::receive).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
+        )
         .fallback(error::fallback)
         .with_state(state)
 }

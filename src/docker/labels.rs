@@ -18,5 +18,7 @@ pub const INSTANCE: &str = "dev.docker-watcher.instance";
 pub const DEPLOY: &str = "dev.docker-watcher.deploy";
 /// The image tag the container runs.
 pub const TAG: &str = "dev.docker-watcher.tag";
+/// The installation (store) that created the container: reconciliation only touches its own.
+pub const INSTALLATION: &str = "dev.docker-watcher.installation";
 /// An image label naming the HTTP health-check path (e.g. `/health`); read, never set.
 pub const HEALTH_PATH: &str = "dev.docker-watcher.health-path";

@@ -25,6 +25,38 @@ pub trait ImageInspector: Send + Sync {
     async fn inspect(&self, image: &str) -> Result<ImageFacts, String>;
 }
 
+/// Inspects images through the Docker Engine, pulling the image first when it is not
+/// local (bounded by `PULL_LIMIT`, since a webhook sender waits for the answer).
+pub struct EngineInspector {
+    pub engine: std::sync::Arc<dyn crate::docker::Engine>,
+}
+
+const PULL_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[async_trait::async_trait]
+impl ImageInspector for EngineInspector {
+    async fn inspect(&self, image: &str) -> Result<ImageFacts, String> {
+        use crate::docker::EngineError;
+        let info = match self.engine.inspect_image(image).await {
+            Ok(info) => info,
+            Err(EngineError::ImageNotFound { .. }) => {
+                let pulled = tokio::time::timeout(PULL_LIMIT, self.engine.pull(image, None, &|_| {})).await;
+                match pulled {
+                    Ok(Ok(())) => self.engine.inspect_image(image).await.map_err(|e| e.to_string())?,
+                    Ok(Err(e)) => return Err(format!("cannot pull it: {e}")),
+                    Err(_) => return Err(format!("pulling it took over {} s", PULL_LIMIT.as_secs())),
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(ImageFacts {
+            exposed_ports: info.exposed_ports,
+            labels: info.labels,
+            healthcheck: info.healthcheck,
+        })
+    }
+}
+
 pub(super) async fn create_project(
     store: &Store,
     inspector: &dyn ImageInspector,

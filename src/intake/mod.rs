@@ -19,7 +19,7 @@ use crate::store::{NewWebhookEvent, Project, Stage, Store, StoreError, Trigger, 
 use crate::tags::TagPattern;
 use crate::trigger::{DeployRequest, DeployTrigger};
 
-pub use autocreate::{ImageFacts, ImageInspector};
+pub use autocreate::{EngineInspector, ImageFacts, ImageInspector};
 
 /// What became of one pushed image; the webhook answers with a list of these.
 #[derive(Clone, Debug, PartialEq, Serialize)]

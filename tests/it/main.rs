@@ -3,6 +3,7 @@
 mod support;
 
 mod daemon;
+mod deployer;
 mod docker_engine;
 mod health;
 mod poller;

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod caddy;
 pub mod containers;
+pub mod deploy;
 pub mod npm_fake;
 pub mod registry;
 

@@ -1,0 +1,182 @@
+//! The deployer: brings a tag to a stage — pull, create, start, wait healthy, route,
+//! retire, record, notify — and rolls back everything a failed deploy created.
+//!
+//! Webhooks and the poller ask for deploys through [`DeployTrigger`]; the queue runs one
+//! deploy at a time per stage and stages in parallel; [`Deployer::deploy`] is the step
+//! function that runs one deploy to its end and returns what happened.
+//!
+//! Invariants: the deployer sees the outside world only through `docker::Engine`,
+//! `proxy::Proxy` and `notify::Notifier`; traffic moves only to a container that passed
+//! its health check; a deploy never stops instances it did not create except by the
+//! retirement rule (beyond `max_instances`, oldest first, or the same tag redeployed).
+
+mod events;
+mod naming;
+mod ops;
+mod pipeline;
+mod queue;
+mod reconcile;
+mod retire;
+
+use std::sync::Arc;
+
+use crate::docker::Engine;
+use crate::notify::Notifier;
+use crate::proxy::Proxy;
+use crate::store::{DeployStatus, LogLevel, NewDeploy, Store, StoreError, Trigger};
+
+pub use crate::trigger::{DeployRequest, DeployTrigger};
+pub use events::{DeployEvent, DeployEvents};
+pub use naming::container_name;
+pub use ops::OpsError;
+pub use reconcile::ReconcileReport;
+
+/// How one deploy ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeployOutcome {
+    Success { instance_id: i64 },
+    /// Nothing had been created (e.g. the pull failed).
+    Failed { step: String, error: String },
+    /// Something had been created and was removed again.
+    RolledBack { step: String, error: String },
+    /// The deploy was not pending any more (superseded, or already run).
+    Skipped,
+}
+
+/// The deployer. Cheap to clone.
+#[derive(Clone)]
+pub struct Deployer {
+    inner: Arc<Inner>,
+    queue: queue::DeployQueue,
+}
+
+struct Inner {
+    store: Store,
+    /// Stamped on every container, so reconciliation only ever touches this installation's.
+    installation_id: String,
+    engine: Arc<dyn Engine>,
+    proxy: std::sync::RwLock<Arc<dyn Proxy>>,
+    notifier: Arc<dyn Notifier>,
+    events: DeployEvents,
+}
+
+impl Deployer {
+    pub fn new(
+        store: Store,
+        engine: Arc<dyn Engine>,
+        proxy: Arc<dyn Proxy>,
+        notifier: Arc<dyn Notifier>,
+        events: DeployEvents,
+    ) -> Result<Deployer, StoreError> {
+        let inner = Arc::new(Inner {
+            installation_id: store.installation_id()?,
+            store,
+            engine,
+            proxy: std::sync::RwLock::new(proxy),
+            notifier,
+            events,
+        });
+        let runner = inner.clone();
+        let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {
+            let inner = runner.clone();
+            Box::pin(async move {
+                pipeline::deploy(&inner, deploy_id).await;
+            })
+        }));
+        Ok(Deployer { inner, queue })
+    }
+
+    /// Runs one deploy now, bypassing the queue (tests and the benchmark call this; the
+    /// daemon goes through [`DeployTrigger::request_deploy`]).
+    pub async fn deploy(&self, deploy_id: i64) -> DeployOutcome {
+        pipeline::deploy(&self.inner, deploy_id).await
+    }
+
+    pub fn events(&self) -> &DeployEvents {
+        &self.inner.events
+    }
+
+    /// Replaces the proxy (after the settings changed); deploys under way keep the old one.
+    pub fn set_proxy(&self, proxy: Arc<dyn Proxy>) {
+        *self.inner.proxy.write().unwrap_or_else(|p| p.into_inner()) = proxy;
+    }
+
+    /// Whether no deploy is running or waiting.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_idle()
+    }
+
+    /// Stops taking deploys and waits for those under way to finish.
+    pub async fn drain(&self) {
+        self.queue.drain().await;
+    }
+
+    /// Compares the store with Docker (and the proxy) and cleans up what a crash left.
+    pub async fn reconcile(&self) -> ReconcileReport {
+        reconcile::reconcile(&self.inner).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DeployTrigger for Deployer {
+    async fn request_deploy(&self, request: DeployRequest) -> Result<i64, StoreError> {
+        let deploy = self.inner.store.create_deploy(&NewDeploy {
+            project_id: request.project_id,
+            stage_id: request.stage_id,
+            tag: request.tag.clone(),
+            digest: request.digest.clone(),
+            trigger: request.trigger,
+            detected_at: request.detected_at,
+        })?;
+        self.inner.publish_status(&deploy.id, request.project_id, request.stage_id, &request.tag, DeployStatus::Pending);
+        self.inner.log(deploy.id, LogLevel::Info, "queue", &format!(
+            "{} requested {}",
+            request.trigger, request.tag
+        ));
+        let automatic = matches!(request.trigger, Trigger::Webhook | Trigger::Poll);
+        for superseded in self.queue.enqueue(request.stage_id, deploy.id, automatic) {
+            self.inner.supersede(superseded, deploy.id);
+        }
+        Ok(deploy.id)
+    }
+}
+
+impl Inner {
+    fn proxy(&self) -> Arc<dyn Proxy> {
+        self.proxy.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Writes a log line and publishes it; a store failure is logged, never fatal.
+    fn log(&self, deploy_id: i64, level: LogLevel, step: &str, message: &str) {
+        match self.store.append_deploy_log(deploy_id, level, step, message) {
+            Ok(entry) => self.events.publish(DeployEvent::Log(entry)),
+            Err(e) => tracing::warn!(deploy_id, "cannot write deploy log: {e}"),
+        }
+        match level {
+            LogLevel::Error => tracing::warn!(deploy_id, step, "{message}"),
+            LogLevel::Debug => tracing::debug!(deploy_id, step, "{message}"),
+            _ => tracing::info!(deploy_id, step, "{message}"),
+        }
+    }
+
+    fn publish_status(&self, deploy_id: &i64, project_id: i64, stage_id: i64, tag: &str, status: DeployStatus) {
+        self.events.publish(DeployEvent::Status {
+            deploy_id: *deploy_id,
+            project_id,
+            stage_id,
+            tag: tag.to_string(),
+            status,
+        });
+    }
+
+    fn supersede(&self, deploy_id: i64, by: i64) {
+        if let Err(e) = self.store.set_deploy_status(deploy_id, DeployStatus::Superseded) {
+            tracing::warn!(deploy_id, "cannot mark deploy superseded: {e}");
+            return;
+        }
+        self.log(deploy_id, LogLevel::Info, "queue", &format!("superseded by deploy {by}"));
+        if let Ok(deploy) = self.store.get_deploy(deploy_id) {
+            self.publish_status(&deploy_id, deploy.project_id, deploy.stage_id, &deploy.tag, DeployStatus::Superseded);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Manual operations the API calls: deploy a tag, redeploy, roll a stage back, and stop,
+//! start or remove an instance.
+
+use crate::docker::ContainerId;
+use crate::store::{DeployFilter, DeployStatus, InstanceStatus, StoreError, Trigger};
+
+use super::retire::{self, STOP_GRACE};
+use super::{DeployRequest, DeployTrigger, Deployer};
+
+/// Why a manual operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("docker: {0}")]
+    Engine(String),
+}
+
+impl Deployer {
+    /// Queues a deploy of `tag` to a stage, as a person or a script asked.
+    pub async fn deploy_tag(&self, stage_id: i64, tag: &str, trigger: Trigger) -> Result<i64, OpsError> {
+        let stage = self.inner.store.get_stage(stage_id)?;
+        Ok(self
+            .request_deploy(DeployRequest {
+                project_id: stage.project_id,
+                stage_id,
+                tag: tag.to_string(),
+                digest: None,
+                trigger,
+                detected_at: None,
+            })
+            .await?)
+    }
+
+    /// Deploys the tag of an earlier deploy again.
+    pub async fn redeploy(&self, deploy_id: i64, trigger: Trigger) -> Result<i64, OpsError> {
+        let deploy = self.inner.store.get_deploy(deploy_id)?;
+        self.deploy_tag(deploy.stage_id, &deploy.tag, trigger).await
+    }
+
+    /// Deploys the tag that was live before the current one.
+    pub async fn roll_back_stage(&self, stage_id: i64, trigger: Trigger) -> Result<i64, OpsError> {
+        let successes = self.inner.store.list_deploys(&DeployFilter {
+            stage_id: Some(stage_id),
+            status: Some(DeployStatus::Success),
+            limit: 100,
+            ..Default::default()
+        })?;
+        let current = successes
+            .first()
+            .ok_or_else(|| OpsError::Conflict("this stage has no successful deploy yet".into()))?;
+        let previous = successes
+            .iter()
+            .find(|d| d.tag != current.tag)
+            .ok_or_else(|| OpsError::Conflict(format!(
+                "no earlier tag to roll back to: every successful deploy was {}",
+                current.tag
+            )))?;
+        self.deploy_tag(stage_id, &previous.tag, trigger).await
+    }
+
+    pub async fn stop_instance(&self, instance_id: i64) -> Result<(), OpsError> {
+        let instance = self.inner.store.get_instance(instance_id)?;
+        let id = container_of(&instance)?;
+        self.inner
+            .engine
+            .stop(&id, STOP_GRACE)
+            .await
+            .map_err(|e| OpsError::Engine(e.to_string()))?;
+        self.inner.store.set_instance_status(instance_id, InstanceStatus::Stopped)?;
+        Ok(())
+    }
+
+    pub async fn start_instance(&self, instance_id: i64) -> Result<(), OpsError> {
+        let instance = self.inner.store.get_instance(instance_id)?;
+        let id = container_of(&instance)?;
+        self.inner
+            .engine
+            .start(&id)
+            .await
+            .map_err(|e| OpsError::Engine(e.to_string()))?;
+        self.inner.store.set_instance_status(instance_id, InstanceStatus::Running)?;
+        Ok(())
+    }
+
+    /// Removes an instance with its container and proxy hosts.
+    pub async fn remove_instance(&self, instance_id: i64) -> Result<(), OpsError> {
+        let instance = self.inner.store.get_instance(instance_id)?;
+        if self.queue.running(instance.stage_id).is_some() && instance.status == InstanceStatus::Starting {
+            return Err(OpsError::Conflict("this instance is being deployed; wait for the deploy to finish".into()));
+        }
+        retire::remove_instance(&self.inner, &instance).await.map_err(OpsError::Engine)
+    }
+}
+
+fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsError> {
+    match (&instance.container_id, instance.status) {
+        (_, InstanceStatus::Failed | InstanceStatus::Removing) => Err(OpsError::Conflict(format!(
+            "instance {} is {}",
+            instance.id, instance.status
+        ))),
+        (Some(id), _) => Ok(ContainerId::new(id.clone())),
+        (None, _) => Err(OpsError::Conflict(format!("instance {} has no container", instance.id))),
+    }
+}

@@ -1,0 +1,541 @@
+//! One deploy, top to bottom: plan → pull → create and start → wait healthy → route →
+//! keep (retire the old) → record → notify; on any failure, undo what was created.
+//!
+//! Each step is a call with a name; what a step creates is pushed on `created`, and the
+//! rollback walks that list backwards. Nothing here decides policy beyond the order.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
+use crate::health::{self, HealthPolicy, HealthProbe, Reachability};
+use crate::notify::{DeployNotification, Outcome};
+use crate::proxy::{HostId, HostSpec, Upstream};
+use crate::store::{
+    self, Deploy, DeployStatus, Instance, InstanceStatus, LogLevel, NewInstance, Project, Stage,
+};
+use crate::subdomain::Subdomain;
+
+use super::{DeployOutcome, Inner, naming, retire};
+
+/// Lines of a failed container's own log quoted in the deploy log.
+const LOG_TAIL: usize = 20;
+
+/// Runs deploy `deploy_id` to its end. Returns `Skipped` when it is no longer pending.
+pub(super) async fn deploy(inner: &Inner, deploy_id: i64) -> DeployOutcome {
+    let deploy = match inner.store.get_deploy(deploy_id) {
+        Ok(deploy) if deploy.status == DeployStatus::Pending => deploy,
+        Ok(_) => return DeployOutcome::Skipped,
+        Err(e) => {
+            tracing::warn!(deploy_id, "cannot read deploy: {e}");
+            return DeployOutcome::Skipped;
+        }
+    };
+    let started = Instant::now();
+    let mut run = Run {
+        inner,
+        deploy,
+        created: Vec::new(),
+    };
+    let result = run.steps().await;
+    let outcome = match result {
+        Ok((plan, instance)) => run.succeed(&plan, instance, started).await,
+        Err(failure) => run.roll_back(failure, started).await,
+    };
+    outcome
+}
+
+/// Everything a deploy needs, read once at its start.
+pub(super) struct Plan {
+    pub project: Project,
+    pub stage: Stage,
+    /// `host/repo:tag`.
+    pub image: String,
+    pub auth: Option<RegistryAuth>,
+    pub container_port: Option<u16>,
+    pub probe_path: Option<String>,
+    pub policy: HealthPolicy,
+    pub reach: Reachability,
+    pub stage_domain: Option<Subdomain>,
+    pub instance_domain: Option<Subdomain>,
+}
+
+/// A step that failed, and why, in words for the deploy log.
+pub(super) struct Failure {
+    step: &'static str,
+    message: String,
+}
+
+fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
+    move |message| Failure { step, message }
+}
+
+/// What this deploy created, undone in reverse order on failure.
+enum Created {
+    Instance(i64),
+    Container(ContainerId),
+    ProxyHost(HostId),
+}
+
+struct Run<'a> {
+    inner: &'a Inner,
+    deploy: Deploy,
+    created: Vec<Created>,
+}
+
+impl Run<'_> {
+    async fn steps(&mut self) -> Result<(Plan, Instance), Failure> {
+        let plan = self.plan()?;
+        self.set_status(DeployStatus::Pulling);
+        self.pull(&plan).await?;
+        self.set_status(DeployStatus::Starting);
+        let (instance, container) = self.create_and_start(&plan).await?;
+        self.set_status(DeployStatus::HealthChecking);
+        self.wait_healthy(&plan, &container).await?;
+        self.set_status(DeployStatus::ConfiguringProxy);
+        self.route(&plan, &instance).await?;
+        let instance = self.keep(&plan, instance).await?;
+        Ok((plan, instance))
+    }
+
+    fn plan(&mut self) -> Result<Plan, Failure> {
+        let store = &self.inner.store;
+        let failed = |e: crate::store::StoreError| Failure {
+            step: "plan",
+            message: e.to_string(),
+        };
+        let project = store.get_project(self.deploy.project_id).map_err(failed)?;
+        let stage = store.get_stage(self.deploy.stage_id).map_err(failed)?;
+        let settings = store.settings().map_err(failed)?;
+        let auth = match project.registry_id {
+            Some(id) => {
+                let registry = store.get_registry(id).map_err(failed)?;
+                let secret = store.registry_secret(id).map_err(failed)?;
+                match (registry.username, secret) {
+                    (Some(username), Some(password)) => Some(RegistryAuth { username, password }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let container_port = stage
+            .container_port
+            .or((project.container_port > 0).then_some(project.container_port));
+        let reach = match settings.reachability {
+            store::Reachability::Loopback => Reachability::Loopback,
+            store::Reachability::Network => Reachability::Network {
+                network: settings
+                    .reach_network
+                    .clone()
+                    .ok_or_else(|| "reachability is `network` but no network is set in settings".to_string())
+                    .map_err(fail("plan"))?,
+            },
+        };
+        let policy = HealthPolicy {
+            interval: project.health.interval.unwrap_or(settings.health_interval),
+            timeout: project.health.timeout.unwrap_or(settings.health_timeout),
+            retries: project.health.retries.unwrap_or(settings.health_retries),
+            start_period: project.health.start_period.unwrap_or(settings.health_start_period),
+        };
+        let (stage_domain, instance_domain) = if settings.base_domain.is_empty() {
+            (None, None)
+        } else {
+            let stage_domain = Subdomain::for_stage(
+                &settings.stage_subdomain_pattern,
+                &settings.base_domain,
+                &project.name,
+                &stage.name,
+            )
+            .map_err(|e| e.to_string())
+            .map_err(fail("plan"))?;
+            let instance_domain = Subdomain::for_instance(
+                &settings.instance_subdomain_pattern,
+                &settings.base_domain,
+                &project.name,
+                &stage.name,
+                &self.deploy.tag,
+            )
+            .map_err(|e| e.to_string())
+            .map_err(fail("plan"))?;
+            (Some(stage_domain), Some(instance_domain))
+        };
+        let plan = Plan {
+            image: format!("{}:{}", project.image, self.deploy.tag),
+            probe_path: stage.health_path.clone().or(project.health_path.clone()),
+            project,
+            stage,
+            auth,
+            container_port,
+            policy,
+            reach,
+            stage_domain,
+            instance_domain,
+        };
+        self.log(LogLevel::Info, "plan", &format!(
+            "deploying {} to {}/{}",
+            plan.image, plan.project.name, plan.stage.name
+        ));
+        Ok(plan)
+    }
+
+    async fn pull(&mut self, plan: &Plan) -> Result<(), Failure> {
+        self.log(LogLevel::Info, "pull", &format!("pulling {}", plan.image));
+        // Progress is frequent; keep the layer-level lines out of the stored log.
+        let progress = |p: docker::PullProgress| tracing::debug!(deploy_id = self.deploy.id, "pull: {p}");
+        self.inner
+            .engine
+            .pull(&plan.image, plan.auth.as_ref(), &progress)
+            .await
+            .map_err(|e| e.to_string())
+            .map_err(fail("pull"))?;
+        if let Ok(image) = self.inner.engine.inspect_image(&plan.image).await
+            && let Some(digest) = image
+                .repo_digests
+                .iter()
+                .find(|d| d.starts_with(&format!("{}@", plan.project.image)))
+                .or(image.repo_digests.first())
+                .and_then(|d| d.split_once('@').map(|(_, digest)| digest.to_string()))
+        {
+            let _ = self.inner.store.set_deploy_digest(self.deploy.id, &digest);
+            self.deploy.digest = Some(digest.clone());
+            self.log(LogLevel::Info, "pull", &format!("pulled {} ({digest})", plan.image));
+        }
+        Ok(())
+    }
+
+    async fn create_and_start(&mut self, plan: &Plan) -> Result<(Instance, ContainerId), Failure> {
+        let store = &self.inner.store;
+        let name = naming::container_name(&plan.project.name, &plan.stage.name, &self.deploy.tag);
+        let instance = store
+            .create_instance(&NewInstance {
+                stage_id: plan.stage.id,
+                deploy_id: Some(self.deploy.id),
+                tag: self.deploy.tag.clone(),
+                digest: self.deploy.digest.clone(),
+                container_name: name.clone(),
+                status: InstanceStatus::Starting,
+            })
+            .map_err(|e| e.to_string())
+            .map_err(fail("create"))?;
+        self.created.push(Created::Instance(instance.id));
+        let _ = store.set_deploy_instance(self.deploy.id, instance.id);
+
+        let spec = self.container_spec(plan, &instance)?;
+        let container = self
+            .inner
+            .engine
+            .create(&spec)
+            .await
+            .map_err(|e| e.to_string())
+            .map_err(fail("create"))?;
+        self.created.push(Created::Container(container.clone()));
+        self.log(LogLevel::Info, "create", &format!("created container {name} ({})", container.short()));
+        self.inner
+            .engine
+            .start(&container)
+            .await
+            .map_err(|e| e.to_string())
+            .map_err(fail("start"))?;
+        let info = self
+            .inner
+            .engine
+            .inspect_container(&container)
+            .await
+            .map_err(|e| e.to_string())
+            .map_err(fail("start"))?;
+        let upstream = upstream(&plan.reach, &info, plan.container_port);
+        store
+            .set_instance_container(instance.id, container.as_str(), upstream.as_ref().map(|u| u.to_string()).as_deref())
+            .map_err(|e| e.to_string())
+            .map_err(fail("start"))?;
+        self.log(LogLevel::Info, "start", &match &upstream {
+            Some(u) => format!("started; reachable at {u}"),
+            None => "started (no port: reached by its own health status)".into(),
+        });
+        let instance = store.get_instance(instance.id).map_err(|e| e.to_string()).map_err(fail("start"))?;
+        Ok((instance, container))
+    }
+
+    fn container_spec(&self, plan: &Plan, instance: &Instance) -> Result<ContainerSpec, Failure> {
+        let store = &self.inner.store;
+        let mut env = store.project_env(plan.project.id).map_err(|e| e.to_string()).map_err(fail("create"))?;
+        for (name, value) in store.stage_env(plan.stage.id).map_err(|e| e.to_string()).map_err(fail("create"))? {
+            env.retain(|(n, _)| *n != name);
+            env.push((name, value));
+        }
+        // Tell the application who it is; a user's own value wins.
+        for (name, value) in [
+            ("DW_PROJECT", plan.project.name.as_str()),
+            ("DW_STAGE", plan.stage.name.as_str()),
+            ("DW_TAG", self.deploy.tag.as_str()),
+        ] {
+            if !env.iter().any(|(n, _)| n == name) {
+                env.push((name.to_string(), value.to_string()));
+            }
+        }
+        let mut labels = BTreeMap::from([
+            (docker::labels::MANAGED.to_string(), "true".to_string()),
+            (docker::labels::PROJECT.to_string(), plan.project.name.clone()),
+            (docker::labels::STAGE.to_string(), plan.stage.name.clone()),
+            (docker::labels::INSTANCE.to_string(), instance.id.to_string()),
+            (docker::labels::DEPLOY.to_string(), self.deploy.id.to_string()),
+            (docker::labels::TAG.to_string(), self.deploy.tag.clone()),
+            (docker::labels::INSTALLATION.to_string(), self.inner.installation_id.clone()),
+        ]);
+        if let (Some(port), Some(stage_domain), Some(instance_domain)) =
+            (plan.container_port, &plan.stage_domain, &plan.instance_domain)
+        {
+            let domains = [instance_domain.to_string(), stage_domain.to_string()];
+            labels.extend(self.inner.proxy().container_labels(&domains, port));
+        }
+        let network = match &plan.reach {
+            Reachability::Network { network } => Some(network.clone()),
+            Reachability::Loopback => plan.project.network.clone(),
+        };
+        Ok(ContainerSpec {
+            name: instance.container_name.clone(),
+            image: plan.image.clone(),
+            labels,
+            env,
+            container_port: plan.container_port,
+            publish: match (&plan.reach, plan.container_port) {
+                (Reachability::Loopback, Some(_)) => Publish::Loopback,
+                _ => Publish::None,
+            },
+            network,
+            restart_policy: RestartPolicy::UnlessStopped,
+            volumes: plan.project.volumes.clone(),
+            memory_bytes: plan.project.memory_bytes,
+            nano_cpus: plan.project.nano_cpus,
+            init: false,
+        })
+    }
+
+    async fn wait_healthy(&mut self, plan: &Plan, container: &ContainerId) -> Result<(), Failure> {
+        let info = self
+            .inner
+            .engine
+            .inspect_container(container)
+            .await
+            .map_err(|e| e.to_string())
+            .map_err(fail("health_check"))?;
+        let image_has_healthcheck = info.state.health.is_some();
+        let probe = match (&plan.probe_path, upstream(&plan.reach, &info, plan.container_port)) {
+            (Some(path), Some(upstream)) => HealthProbe::Http {
+                url: format!("http://{upstream}{path}"),
+            },
+            _ if image_has_healthcheck => HealthProbe::DockerHealthcheck,
+            (None, Some(upstream)) => HealthProbe::Tcp {
+                addr: upstream.to_string(),
+            },
+            (Some(_), None) | (None, None) => HealthProbe::StaysRunning {
+                duration: Duration::from_secs(3),
+            },
+        };
+        self.log(LogLevel::Info, "health_check", &format!("waiting until healthy: {probe}"));
+        let deploy_id = self.deploy.id;
+        let healthy = health::wait_healthy(
+            self.inner.engine.as_ref(),
+            container,
+            &probe,
+            &plan.policy,
+            |attempt| tracing::debug!(deploy_id, "health attempt: {attempt}"),
+        )
+        .await;
+        match healthy {
+            Ok(ok) => {
+                self.log(LogLevel::Info, "health_check", &format!(
+                    "healthy after {:.1} s ({} probes)",
+                    ok.elapsed.as_secs_f64(),
+                    ok.attempts
+                ));
+                Ok(())
+            }
+            Err(e) => {
+                let logs = self.inner.engine.logs(container, LOG_TAIL).await.unwrap_or_default();
+                let mut message = e.to_string();
+                if !logs.trim().is_empty() && !message.contains(logs.trim()) {
+                    message.push_str(&format!("; container log:\n{}", logs.trim_end()));
+                }
+                Err(Failure {
+                    step: "health_check",
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Routes the tag's domain to the new instance, then moves the stage's domain to it.
+    async fn route(&mut self, plan: &Plan, instance: &Instance) -> Result<(), Failure> {
+        let (Some(stage_domain), Some(instance_domain), Some(upstream)) = (
+            &plan.stage_domain,
+            &plan.instance_domain,
+            instance.upstream.as_deref().and_then(parse_upstream),
+        ) else {
+            self.log(LogLevel::Info, "proxy", "no domain or no port: nothing to route");
+            return Ok(());
+        };
+        let proxy = self.inner.proxy();
+        let mut hosts = Vec::new();
+        for domain in [instance_domain, stage_domain] {
+            let id = proxy
+                .ensure_host(&HostSpec {
+                    domain: domain.clone(),
+                    upstream: upstream.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .map_err(fail("proxy"))?;
+            // The stage host existed before this deploy and points elsewhere on failure;
+            // only the instance's own host is ours to remove on rollback.
+            if domain == instance_domain {
+                self.created.push(Created::ProxyHost(id.clone()));
+            }
+            self.log(LogLevel::Info, "proxy", &format!("{domain} → {upstream}"));
+            hosts.push(id.to_string());
+        }
+        self.inner
+            .store
+            .set_instance_routing(
+                instance.id,
+                &[instance_domain.to_string(), stage_domain.to_string()],
+                &hosts[..1],
+            )
+            .map_err(|e| e.to_string())
+            .map_err(fail("proxy"))
+    }
+
+    /// Marks the new instance running and retires what the rules say must go.
+    async fn keep(&mut self, plan: &Plan, instance: Instance) -> Result<Instance, Failure> {
+        let store = &self.inner.store;
+        store
+            .set_instance_status(instance.id, InstanceStatus::Running)
+            .map_err(|e| e.to_string())
+            .map_err(fail("record"))?;
+        retire::retire_beyond_limit(self.inner, &plan.stage, &instance, self.deploy.id).await;
+        store.get_instance(instance.id).map_err(|e| e.to_string()).map_err(fail("record"))
+    }
+
+    async fn succeed(&mut self, plan: &Plan, instance: Instance, started: Instant) -> DeployOutcome {
+        self.set_status(DeployStatus::Success);
+        self.log(LogLevel::Info, "done", &format!(
+            "{} is live in {:.1} s",
+            self.deploy.tag,
+            started.elapsed().as_secs_f64()
+        ));
+        self.notify(plan, Outcome::Success, started, None, &instance.subdomains);
+        DeployOutcome::Success {
+            instance_id: instance.id,
+        }
+    }
+
+    async fn roll_back(&mut self, failure: Failure, started: Instant) -> DeployOutcome {
+        self.log(LogLevel::Error, failure.step, &failure.message);
+        let rolled_back = !self.created.is_empty();
+        while let Some(created) = self.created.pop() {
+            match created {
+                Created::ProxyHost(id) => {
+                    if let Err(e) = self.inner.proxy().delete_host(&id).await {
+                        self.log(LogLevel::Warn, "rollback", &format!("cannot delete proxy host {id}: {e}"));
+                    }
+                }
+                Created::Container(id) => {
+                    if let Err(e) = self.inner.engine.remove(&id, true).await {
+                        self.log(LogLevel::Warn, "rollback", &format!("cannot remove container {}: {e}", id.short()));
+                    } else {
+                        self.log(LogLevel::Info, "rollback", &format!("removed container {}", id.short()));
+                    }
+                }
+                Created::Instance(id) => {
+                    let _ = self.inner.store.set_instance_status(id, InstanceStatus::Failed);
+                }
+            }
+        }
+        let status = if rolled_back {
+            DeployStatus::RolledBack
+        } else {
+            DeployStatus::Failed
+        };
+        if let Err(e) = self
+            .inner
+            .store
+            .finish_deploy_failed(self.deploy.id, status, failure.step, &failure.message)
+        {
+            tracing::warn!(deploy_id = self.deploy.id, "cannot record failure: {e}");
+        }
+        self.publish(status);
+        if let (Ok(project), Ok(stage)) = (
+            self.inner.store.get_project(self.deploy.project_id),
+            self.inner.store.get_stage(self.deploy.stage_id),
+        ) {
+            let outcome = if rolled_back { Outcome::RolledBack } else { Outcome::Failed };
+            self.notify_with(&project, &stage, outcome, started, Some(&failure), &[]);
+        }
+        let (step, error) = (failure.step.to_string(), failure.message);
+        if rolled_back {
+            DeployOutcome::RolledBack { step, error }
+        } else {
+            DeployOutcome::Failed { step, error }
+        }
+    }
+
+    fn notify(&self, plan: &Plan, outcome: Outcome, started: Instant, failure: Option<&Failure>, urls: &[String]) {
+        self.notify_with(&plan.project, &plan.stage, outcome, started, failure, urls);
+    }
+
+    fn notify_with(&self, project: &Project, stage: &Stage, outcome: Outcome, started: Instant, failure: Option<&Failure>, urls: &[String]) {
+        self.inner.notifier.notify(DeployNotification {
+            event: outcome,
+            project: project.name.clone(),
+            stage: stage.name.clone(),
+            tag: self.deploy.tag.clone(),
+            digest: self.deploy.digest.clone(),
+            status: match outcome {
+                Outcome::Success => "success",
+                Outcome::Failed => "failed",
+                Outcome::RolledBack => "rolled_back",
+            }
+            .into(),
+            error: failure.map(|f| f.message.clone()),
+            failed_step: failure.map(|f| f.step.to_string()),
+            deploy_id: self.deploy.id,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            urls: urls.iter().map(|d| format!("http://{d}")).collect(),
+        });
+    }
+
+    fn set_status(&mut self, status: DeployStatus) {
+        if let Err(e) = self.inner.store.set_deploy_status(self.deploy.id, status) {
+            tracing::warn!(deploy_id = self.deploy.id, "cannot record status: {e}");
+        }
+        self.deploy.status = status;
+        self.publish(status);
+    }
+
+    fn publish(&self, status: DeployStatus) {
+        self.inner.publish_status(&self.deploy.id, self.deploy.project_id, self.deploy.stage_id, &self.deploy.tag, status);
+    }
+
+    fn log(&self, level: LogLevel, step: &str, message: &str) {
+        self.inner.log(self.deploy.id, level, step, message);
+    }
+}
+
+/// Where the daemon (and the proxy) reach a container: its 127.0.0.1 port, or its name
+/// on the shared network. `None` when it has no port to reach.
+pub(super) fn upstream(reach: &Reachability, info: &docker::ContainerInfo, port: Option<u16>) -> Option<Upstream> {
+    let found = health::upstream(reach, info, port?).ok()?;
+    Some(Upstream {
+        host: found.host,
+        port: found.port,
+    })
+}
+
+/// Reads back an upstream stored as `host:port`.
+fn parse_upstream(text: &str) -> Option<Upstream> {
+    let (host, port) = text.rsplit_once(':')?;
+    Some(Upstream {
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: port.parse().ok()?,
+    })
+}

@@ -1,0 +1,189 @@
+//! One deploy at a time per stage, stages in parallel.
+//!
+//! Each stage has a lane: at most one deploy running and a list waiting. A new automatic
+//! request (webhook, poll) supersedes the automatic requests still waiting in its lane —
+//! only the newest push matters — while manual requests keep their place. A lane's worker
+//! task lives only while the lane has work.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use tokio_util::task::TaskTracker;
+
+/// Runs one deploy to its end; supplied by the deployer.
+pub type RunFn = Arc<dyn Fn(i64) -> BoxFuture<'static, ()> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct DeployQueue {
+    lanes: Arc<Mutex<HashMap<i64, Lane>>>,
+    run: RunFn,
+    tasks: TaskTracker,
+}
+
+#[derive(Default)]
+struct Lane {
+    running: Option<i64>,
+    waiting: VecDeque<Waiting>,
+}
+
+struct Waiting {
+    deploy_id: i64,
+    automatic: bool,
+}
+
+impl DeployQueue {
+    pub fn new(run: RunFn) -> DeployQueue {
+        DeployQueue {
+            lanes: Arc::default(),
+            run,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Queues `deploy_id` on its stage's lane and returns the ids of the waiting requests it
+    /// superseded (the caller records them as such).
+    pub fn enqueue(&self, stage_id: i64, deploy_id: i64, automatic: bool) -> Vec<i64> {
+        let mut lanes = self.lock();
+        let lane = lanes.entry(stage_id).or_default();
+        let mut superseded = Vec::new();
+        if automatic {
+            lane.waiting.retain(|w| {
+                if w.automatic {
+                    superseded.push(w.deploy_id);
+                }
+                !w.automatic
+            });
+        }
+        lane.waiting.push_back(Waiting {
+            deploy_id,
+            automatic,
+        });
+        if lane.running.is_none() {
+            self.start_worker(stage_id, lane);
+        }
+        superseded
+    }
+
+    /// The deploy running on a stage, if any.
+    pub fn running(&self, stage_id: i64) -> Option<i64> {
+        self.lock().get(&stage_id).and_then(|lane| lane.running)
+    }
+
+    /// Whether any deploy is running or waiting.
+    pub fn is_idle(&self) -> bool {
+        self.lock()
+            .values()
+            .all(|lane| lane.running.is_none() && lane.waiting.is_empty())
+    }
+
+    /// Stops taking new work and waits for the running deploys to finish.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    fn start_worker(&self, stage_id: i64, lane: &mut Lane) {
+        let Some(first) = lane.waiting.pop_front() else {
+            return;
+        };
+        lane.running = Some(first.deploy_id);
+        let queue = self.clone();
+        self.tasks.spawn(async move {
+            let mut next = Some(first.deploy_id);
+            while let Some(deploy_id) = next {
+                (queue.run)(deploy_id).await;
+                next = queue.take_next(stage_id);
+            }
+        });
+    }
+
+    /// After a deploy: the next waiting one (marked running), or the lane goes idle.
+    fn take_next(&self, stage_id: i64) -> Option<i64> {
+        let mut lanes = self.lock();
+        let lane = lanes.get_mut(&stage_id)?;
+        match lane.waiting.pop_front() {
+            Some(next) => {
+                lane.running = Some(next.deploy_id);
+                Some(next.deploy_id)
+            }
+            None => {
+                lanes.remove(&stage_id);
+                None
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Lane>> {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::sync::Notify;
+
+    /// A runner that records the order deploys ran in and blocks each until released.
+    fn recording_runner() -> (RunFn, Arc<Mutex<Vec<i64>>>, Arc<Notify>) {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Notify::new());
+        let (r, g) = (ran.clone(), gate.clone());
+        let run: RunFn = Arc::new(move |id| {
+            let (r, g) = (r.clone(), g.clone());
+            Box::pin(async move {
+                g.notified().await;
+                r.lock().unwrap().push(id);
+            })
+        });
+        (run, ran, gate)
+    }
+
+    async fn release_until_idle(queue: &DeployQueue, gate: &Notify) {
+        for _ in 0..200 {
+            if queue.is_idle() {
+                return;
+            }
+            gate.notify_one();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("queue never went idle");
+    }
+
+    #[tokio::test]
+    async fn newer_automatic_request_supersedes_the_waiting_one() {
+        let (run, ran, gate) = recording_runner();
+        let queue = DeployQueue::new(run);
+        assert!(queue.enqueue(1, 10, true).is_empty());
+        assert_eq!(queue.running(1), Some(10));
+        assert!(queue.enqueue(1, 11, true).is_empty(), "nothing waiting yet");
+        assert_eq!(queue.enqueue(1, 12, true), vec![11]);
+        release_until_idle(&queue, &gate).await;
+        assert_eq!(*ran.lock().unwrap(), vec![10, 12]);
+    }
+
+    #[tokio::test]
+    async fn manual_requests_keep_their_place() {
+        let (run, ran, gate) = recording_runner();
+        let queue = DeployQueue::new(run);
+        queue.enqueue(1, 10, true);
+        queue.enqueue(1, 11, false);
+        assert!(queue.enqueue(1, 12, true).is_empty());
+        release_until_idle(&queue, &gate).await;
+        assert_eq!(*ran.lock().unwrap(), vec![10, 11, 12]);
+    }
+
+    #[tokio::test]
+    async fn stages_run_in_parallel() {
+        let (run, ran, gate) = recording_runner();
+        let queue = DeployQueue::new(run);
+        queue.enqueue(1, 10, true);
+        queue.enqueue(2, 20, true);
+        assert_eq!((queue.running(1), queue.running(2)), (Some(10), Some(20)));
+        release_until_idle(&queue, &gate).await;
+        let mut ran = ran.lock().unwrap().clone();
+        ran.sort();
+        assert_eq!(ran, vec![10, 20]);
+    }
+}

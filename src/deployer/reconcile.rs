@@ -1,0 +1,150 @@
+//! Reconciliation: at start-up (and on demand) the store is compared with the containers
+//! that carry this installation's labels, and with the proxy's hosts we own.
+//!
+//! - deploys a crash left mid-way are finished as failed, and what they created is removed;
+//! - containers we own but the store does not know are removed;
+//! - instances whose container vanished are marked failed;
+//! - proxy hosts we own that no instance uses any more are deleted.
+
+use std::collections::HashSet;
+
+use crate::docker::{ContainerId, labels};
+use crate::proxy::HostId;
+use crate::store::{DeployStatus, InstanceStatus, LogLevel};
+
+use super::Inner;
+
+/// What reconciliation found and did, for the log and the API.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReconcileReport {
+    pub interrupted_deploys: Vec<i64>,
+    pub removed_containers: Vec<String>,
+    pub vanished_instances: Vec<i64>,
+    pub removed_proxy_hosts: Vec<String>,
+    /// Things it could not check or undo (Docker down, proxy unreachable).
+    pub problems: Vec<String>,
+}
+
+pub(super) async fn reconcile(inner: &Inner) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    finish_interrupted_deploys(inner, &mut report).await;
+    remove_unknown_containers(inner, &mut report).await;
+    remove_orphan_proxy_hosts(inner, &mut report).await;
+    tracing::info!(
+        interrupted = report.interrupted_deploys.len(),
+        removed_containers = report.removed_containers.len(),
+        vanished_instances = report.vanished_instances.len(),
+        removed_proxy_hosts = report.removed_proxy_hosts.len(),
+        problems = report.problems.len(),
+        "reconciled store with docker and proxy"
+    );
+    for problem in &report.problems {
+        tracing::warn!("reconcile: {problem}");
+    }
+    report
+}
+
+async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport) {
+    let deploys = match inner.store.list_unfinished_deploys() {
+        Ok(deploys) => deploys,
+        Err(e) => return report.problems.push(format!("cannot list deploys: {e}")),
+    };
+    for deploy in deploys {
+        let mut cleaned = false;
+        let instances = inner
+            .store
+            .list_instances(deploy.stage_id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.deploy_id == Some(deploy.id) && i.status != InstanceStatus::Running);
+        for instance in instances {
+            for host in &instance.proxy_hosts {
+                let deleted = match HostId::parse(host) {
+                    Ok(id) => inner.proxy().delete_host(&id).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = deleted {
+                    report.problems.push(format!("cannot delete proxy host {host}: {e}"));
+                }
+            }
+            if let Some(id) = &instance.container_id
+                && let Err(e) = inner.engine.remove(&ContainerId::new(id.clone()), true).await
+            {
+                report.problems.push(format!("cannot remove container {}: {e}", instance.container_name));
+            }
+            let _ = inner.store.set_instance_status(instance.id, InstanceStatus::Failed);
+            cleaned = true;
+        }
+        let status = if cleaned { DeployStatus::RolledBack } else { DeployStatus::Failed };
+        let reason = format!("interrupted: the daemon stopped while the deploy was {}", deploy.status);
+        inner.log(deploy.id, LogLevel::Error, "reconcile", &reason);
+        if let Err(e) = inner.store.finish_deploy_failed(deploy.id, status, deploy.status.as_str(), &reason) {
+            report.problems.push(format!("cannot finish deploy {}: {e}", deploy.id));
+            continue;
+        }
+        inner.publish_status(&deploy.id, deploy.project_id, deploy.stage_id, &deploy.tag, status);
+        report.interrupted_deploys.push(deploy.id);
+    }
+}
+
+async fn remove_unknown_containers(inner: &Inner, report: &mut ReconcileReport) {
+    let ours = match inner
+        .engine
+        .list_containers(&[(labels::MANAGED, labels::MANAGED_VALUE), (labels::INSTALLATION, &inner.installation_id)])
+        .await
+    {
+        Ok(containers) => containers,
+        Err(e) => return report.problems.push(format!("cannot list containers: {e}")),
+    };
+    let instances = match inner.store.list_all_instances() {
+        Ok(instances) => instances,
+        Err(e) => return report.problems.push(format!("cannot list instances: {e}")),
+    };
+    let known: HashSet<&str> = instances
+        .iter()
+        .filter(|i| i.status != InstanceStatus::Failed)
+        .filter_map(|i| i.container_id.as_deref())
+        .collect();
+    for container in &ours {
+        if !known.contains(container.id.as_str()) {
+            match inner.engine.remove(&container.id, true).await {
+                Ok(()) => report.removed_containers.push(container.name.clone()),
+                Err(e) => report.problems.push(format!("cannot remove {}: {e}", container.name)),
+            }
+        }
+    }
+    let present: HashSet<&str> = ours.iter().map(|c| c.id.as_str()).collect();
+    for instance in &instances {
+        let vanished = matches!(instance.status, InstanceStatus::Running | InstanceStatus::Stopped)
+            && instance
+                .container_id
+                .as_deref()
+                .is_none_or(|id| !present.contains(id));
+        if vanished {
+            let _ = inner.store.set_instance_status(instance.id, InstanceStatus::Failed);
+            report.vanished_instances.push(instance.id);
+        }
+    }
+}
+
+async fn remove_orphan_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) {
+    let proxy = inner.proxy();
+    let hosts = match proxy.list_hosts().await {
+        Ok(hosts) => hosts,
+        Err(e) => return report.problems.push(format!("cannot list proxy hosts: {e}")),
+    };
+    let instances = inner.store.list_all_instances().unwrap_or_default();
+    let in_use: HashSet<&str> = instances
+        .iter()
+        .filter(|i| matches!(i.status, InstanceStatus::Running | InstanceStatus::Stopped))
+        .flat_map(|i| i.subdomains.iter().map(String::as_str))
+        .collect();
+    for host in hosts {
+        if !in_use.contains(host.domain.as_str()) {
+            match proxy.delete_host(&host.id).await {
+                Ok(()) => report.removed_proxy_hosts.push(host.domain.clone()),
+                Err(e) => report.problems.push(format!("cannot delete proxy host {}: {e}", host.domain)),
+            }
+        }
+    }
+}
