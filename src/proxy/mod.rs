@@ -283,9 +283,16 @@ pub(crate) fn expect_kind(id: &HostId, kind: ProxyKind) -> Result<(), ProxyError
 }
 
 /// An HTTP client for talking to a proxy: no redirects (a login answered with a redirect
-/// is a wrong URL, and credentials must not follow it elsewhere), a short connect timeout.
-pub(crate) fn http_client() -> Result<reqwest::Client, ProxyError> {
-    reqwest::Client::builder()
+/// is a wrong URL, and credentials must not follow it elsewhere), a short connect timeout;
+/// idle connections are kept for reuse only when `pooled`.
+pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client, ProxyError> {
+    let builder = reqwest::Client::builder();
+    let builder = if pooled {
+        builder
+    } else {
+        builder.pool_max_idle_per_host(0)
+    };
+    builder
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("docker-watcher/", env!("CARGO_PKG_VERSION")))

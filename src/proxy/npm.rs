@@ -99,7 +99,7 @@ impl NpmProxy {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ProxyError::Invalid("set the Nginx Proxy Manager password".into()))?;
         Ok(NpmProxy {
-            http: http_client()?,
+            http: http_client(true)?,
             base,
             identity,
             secret: Zeroizing::new(secret),
