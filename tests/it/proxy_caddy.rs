@@ -115,13 +115,15 @@ async fn a_new_upstream_switches_the_route_in_place() {
         "replaced, not added: {routes}"
     );
 
-    // The same target again changes nothing.
+    // The same target again changes nothing: not even a rewrite of the same route.
     let before = caddy.config().await;
+    let changes = caddy.admin_changes();
     proxy
         .ensure_host(&spec("stage-dev-shop.example.test", &new))
         .await
         .unwrap();
     assert_eq!(caddy.config().await, before);
+    assert_eq!(caddy.admin_changes(), changes);
 }
 
 #[tokio::test]

@@ -99,6 +99,16 @@ impl TestCaddy {
         (status, response.text().await.unwrap_or_default())
     }
 
+    /// How many config-changing requests (anything but GET) the admin API has received,
+    /// from Caddy's own request log.
+    pub fn admin_changes(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("\"msg\":\"received request\""))
+            .filter(|line| !line.contains("\"method\":\"GET\""))
+            .count()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
     }
