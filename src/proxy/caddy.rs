@@ -52,7 +52,9 @@ impl CaddyProxy {
             config.caddy_listen.clone()
         };
         Ok(CaddyProxy {
-            http: http_client()?,
+            // Caddy restarts its admin endpoint on every config change and drops the
+            // connections it had; a pooled one would fail the next request.
+            http: http_client(false)?,
             admin,
             listen,
             writes: Mutex::new(()),
@@ -89,10 +91,22 @@ impl Proxy for CaddyProxy {
                 tracing::info!(route = %route_id, upstream = %spec.upstream, "updated Caddy route");
             }
             StatusCode::NOT_FOUND => {
-                // First in the list: a catch-all route someone put in our server must not
-                // shadow an exact host match.
-                let routes = format!("/config/apps/http/servers/{SERVER_NAME}/routes/0");
-                self.expect_ok(Method::PUT, &routes, Some(&wanted)).await?;
+                let routes = format!("/config/apps/http/servers/{SERVER_NAME}/routes");
+                let (_, current) = self.admin_request(Method::GET, &routes, None).await?;
+                match current.as_array() {
+                    // First in the list: a catch-all route someone put in our server must
+                    // not shadow an exact host match. (PUT on an index inserts there.)
+                    Some(list) if !list.is_empty() => {
+                        self.expect_ok(Method::PUT, &format!("{routes}/0"), Some(&wanted))
+                            .await?;
+                    }
+                    // An empty list has no index 0; POST appends.
+                    Some(_) => self.expect_ok(Method::POST, &routes, Some(&wanted)).await?,
+                    None => {
+                        self.expect_ok(Method::PUT, &routes, Some(&json!([wanted])))
+                            .await?;
+                    }
+                }
                 tracing::info!(route = %route_id, upstream = %spec.upstream, "added Caddy route");
             }
             status => {

@@ -233,6 +233,39 @@ pub fn connect(config: &ProxyConfig) -> Result<Arc<dyn Proxy>, ProxyError> {
     })
 }
 
+/// Tests the proxy part of the settings, for the API and UI: the base domain and both
+/// subdomain patterns are usable, then the proxy itself is checked ([`Proxy::check`]).
+/// The `Ok` text shows what the domains will look like.
+pub async fn check_settings(
+    settings: &Settings,
+    secret: Option<String>,
+) -> Result<String, ProxyError> {
+    let invalid = |e: crate::subdomain::SubdomainError| ProxyError::Invalid(e.to_string());
+    Subdomain::check_stage_pattern(&settings.stage_subdomain_pattern).map_err(invalid)?;
+    Subdomain::check_instance_pattern(&settings.instance_subdomain_pattern).map_err(invalid)?;
+    let stage = Subdomain::for_stage(
+        &settings.stage_subdomain_pattern,
+        &settings.base_domain,
+        "shop",
+        "dev",
+    )
+    .map_err(invalid)?;
+    let instance = Subdomain::for_instance(
+        &settings.instance_subdomain_pattern,
+        &settings.base_domain,
+        "shop",
+        "dev",
+        "dev-4f2a91",
+    )
+    .map_err(invalid)?;
+    let report = connect(&ProxyConfig::from_settings(settings, secret))?
+        .check()
+        .await?;
+    Ok(format!(
+        "{report}. Domains look like {stage} (stage dev of project shop) and {instance} (its tag dev-4f2a91)"
+    ))
+}
+
 /// No reverse proxy: instances are reached on their published ports only. Hosts are
 /// accepted and forgotten, so the deployer needs no special case.
 pub struct NoProxy;
@@ -283,9 +316,16 @@ pub(crate) fn expect_kind(id: &HostId, kind: ProxyKind) -> Result<(), ProxyError
 }
 
 /// An HTTP client for talking to a proxy: no redirects (a login answered with a redirect
-/// is a wrong URL, and credentials must not follow it elsewhere), a short connect timeout.
-pub(crate) fn http_client() -> Result<reqwest::Client, ProxyError> {
-    reqwest::Client::builder()
+/// is a wrong URL, and credentials must not follow it elsewhere), a short connect timeout;
+/// idle connections are kept for reuse only when `pooled`.
+pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client, ProxyError> {
+    let builder = reqwest::Client::builder();
+    let builder = if pooled {
+        builder
+    } else {
+        builder.pool_max_idle_per_host(0)
+    };
+    builder
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("docker-watcher/", env!("CARGO_PKG_VERSION")))
@@ -417,6 +457,69 @@ mod tests {
         };
         assert_eq!(v4.address(), "127.0.0.1:8080");
         assert_eq!(v6.address(), "[::1]:8080");
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            base_domain: "example.com".into(),
+            stage_subdomain_pattern: "stage-{stage}-{project}".into(),
+            instance_subdomain_pattern: "stage-{stage}-{project}-{tag}".into(),
+            poll_interval: Duration::from_secs(300),
+            poll_cron: None,
+            has_webhook_secret: false,
+            has_webhook_signing_secret: false,
+            auto_create_projects: true,
+            proxy_kind: ProxyKind::None,
+            proxy_url: None,
+            proxy_username: None,
+            has_proxy_secret: false,
+            proxy_certificate: None,
+            proxy_force_ssl: false,
+            reachability: crate::store::Reachability::Loopback,
+            reach_network: None,
+            health_interval: Duration::from_secs(2),
+            health_timeout: Duration::from_secs(2),
+            health_retries: 3,
+            health_start_period: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn settings_check_covers_domains_and_the_proxy() {
+        let report = check_settings(&settings(), None).await.unwrap();
+        assert!(report.contains("stage-dev-shop.example.com"), "{report}");
+        assert!(
+            report.contains("stage-dev-shop-dev-4f2a91.example.com"),
+            "{report}"
+        );
+
+        let bad_pattern = Settings {
+            instance_subdomain_pattern: "stage-{stage}-{project}".into(),
+            ..settings()
+        };
+        let error = check_settings(&bad_pattern, None).await.unwrap_err();
+        assert!(error.to_string().contains("{tag}"), "{error}");
+
+        let bad_domain = Settings {
+            base_domain: "example com".into(),
+            ..settings()
+        };
+        assert!(matches!(
+            check_settings(&bad_domain, None).await,
+            Err(ProxyError::Invalid(_))
+        ));
+
+        let npm_without_url = Settings {
+            proxy_kind: ProxyKind::Npm,
+            ..settings()
+        };
+        let error = check_settings(&npm_without_url, None).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("set the Nginx Proxy Manager URL"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -99,7 +99,7 @@ impl NpmProxy {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ProxyError::Invalid("set the Nginx Proxy Manager password".into()))?;
         Ok(NpmProxy {
-            http: http_client()?,
+            http: http_client(true)?,
             base,
             identity,
             secret: Zeroizing::new(secret),
@@ -129,14 +129,11 @@ impl Proxy for NpmProxy {
         }
         if let Some(existing) = holders.first() {
             let id = HostId::new(ProxyKind::Npm, &existing.id.to_string());
-            let Some(body) = self.update_body(existing, spec) else {
-                if existing.nginx_online == Some(false) {
-                    return Err(ProxyError::NginxRejected {
-                        id,
-                        domain: domain.to_string(),
-                        nginx_err: existing.nginx_err.clone(),
-                    });
-                }
+            // A host nginx refused earlier is written again even when it looks right: NPM
+            // re-renders and re-tests it, and what nginx lacked then (an upstream name that
+            // did not resolve yet) may be there now.
+            let offline = existing.nginx_online == Some(false);
+            let Some(body) = self.update_body(existing, spec, offline) else {
                 return Ok(id);
             };
             let path = format!("/nginx/proxy-hosts/{}", existing.id);
@@ -377,8 +374,9 @@ impl NpmProxy {
         body
     }
 
-    /// The partial update that brings `host` to `spec`, or `None` when it is there already.
-    fn update_body(&self, host: &NpmHost, spec: &HostSpec) -> Option<Value> {
+    /// The partial update that brings `host` to `spec`, or `None` when it is there already
+    /// (and a rewrite is not `forced`).
+    fn update_body(&self, host: &NpmHost, spec: &HostSpec, forced: bool) -> Option<Value> {
         let certificate_missing = match self.certificate {
             None => false,
             // Any certificate will do once NPM made one; asking again would order another.
@@ -393,7 +391,7 @@ impl NpmProxy {
             || !host.block_exploits
             || certificate_missing
             || (self.certificate.is_some() && host.ssl_forced != self.force_ssl);
-        if !differs {
+        if !differs && !forced {
             return None;
         }
         // `meta` is replaced as a whole on update: keep what NPM keeps there, minus its own

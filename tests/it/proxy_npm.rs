@@ -288,12 +288,18 @@ async fn nginx_refusing_the_config_fails_with_its_reason() {
         true
     );
 
-    // An update nginx refuses fails the same way.
+    // Ensuring it again rewrites the refused host even though its fields are right, and
+    // nginx (no longer refusing) takes it.
+    let writes = npm.host_writes();
     let fixed = proxy
-        .ensure_host(&spec("stage-dev-shop.example.test", "shop-2", 8080))
+        .ensure_host(&spec("stage-dev-shop.example.test", "shop-1", 8080))
         .await
         .unwrap();
     assert_eq!(&fixed, id);
+    assert_eq!(npm.host_writes(), writes + 1);
+    assert_eq!(npm.host(number(id)).unwrap()["meta"]["nginx_online"], true);
+
+    // An update nginx refuses fails the same way.
     npm.reject_next_config("nginx: [emerg] invalid port");
     let error = proxy
         .ensure_host(&spec("stage-dev-shop.example.test", "shop-3", 8080))

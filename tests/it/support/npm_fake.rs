@@ -198,6 +198,15 @@ fn npm_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// An NPM error answer, small enough to travel in a `Result`.
+struct NpmError(StatusCode, String);
+
+impl IntoResponse for NpmError {
+    fn into_response(self) -> Response {
+        npm_error(self.0, &self.1)
+    }
+}
+
 fn ok_json(status: StatusCode, value: Value) -> Response {
     (status, axum::Json(value)).into_response()
 }
@@ -217,21 +226,21 @@ impl FakeState {
     /// The bearer check in front of every route but login and health: since 2.13 a
     /// missing, unknown-user or expired token answers 404; a token that was never issued
     /// fails signature checks, which answers 500.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), NpmError> {
         let Some(token) = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
         else {
-            return Err(npm_error(StatusCode::NOT_FOUND, "Not Found"));
+            return Err(NpmError(StatusCode::NOT_FOUND, "Not Found".into()));
         };
         match self.tokens.get(token) {
-            None => Err(npm_error(
+            None => Err(NpmError(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "invalid signature",
+                "invalid signature".into(),
             )),
             Some(issued) if issued.expires <= chrono::Utc::now() => {
-                Err(npm_error(StatusCode::NOT_FOUND, "Not Found"))
+                Err(NpmError(StatusCode::NOT_FOUND, "Not Found".into()))
             }
             Some(_) => Ok(()),
         }
@@ -390,8 +399,8 @@ const BOOLEAN_FIELDS: &[&str] = &[
 
 /// Validates a proxy-host write body the way NPM's JSON-schema check does, with its
 /// ajv-style messages.
-fn validate_host(body: &Bytes, create: bool) -> Result<Map<String, Value>, Response> {
-    let bad = |message: String| npm_error(StatusCode::BAD_REQUEST, &message);
+fn validate_host(body: &Bytes, create: bool) -> Result<Map<String, Value>, NpmError> {
+    let bad = |message: String| NpmError(StatusCode::BAD_REQUEST, message);
     let value: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("Unexpected token in JSON: {e}")))?;
     let Value::Object(object) = value else {
@@ -488,11 +497,13 @@ fn validate_host(body: &Bytes, create: bool) -> Result<Map<String, Value>, Respo
     Ok(object)
 }
 
-fn parse_id(id: &str) -> Result<u64, Response> {
-    id.parse::<u64>()
-        .ok()
-        .filter(|id| *id >= 1)
-        .ok_or_else(|| npm_error(StatusCode::BAD_REQUEST, "params/hostID must be integer"))
+fn parse_id(id: &str) -> Result<u64, NpmError> {
+    id.parse::<u64>().ok().filter(|id| *id >= 1).ok_or_else(|| {
+        NpmError(
+            StatusCode::BAD_REQUEST,
+            "params/hostID must be integer".into(),
+        )
+    })
 }
 
 async fn health(State(state): State<Shared>) -> Response {
@@ -536,8 +547,8 @@ async fn login(State(state): State<Shared>, body: Bytes) -> Response {
 async fn refresh(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::GET, "/api/tokens");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     state.refreshes += 1;
     let token = state.issue_token();
@@ -547,8 +558,8 @@ async fn refresh(State(state): State<Shared>, headers: HeaderMap) -> Response {
 async fn list_hosts(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::GET, "/api/nginx/proxy-hosts");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     ok_json(
         StatusCode::OK,
@@ -559,12 +570,12 @@ async fn list_hosts(State(state): State<Shared>, headers: HeaderMap) -> Response
 async fn create_host(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::POST, "/api/nginx/proxy-hosts");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     let mut object = match validate_host(&body, true) {
         Ok(object) => object,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let domains: Vec<String> = serde_json::from_value(object["domain_names"].clone()).unwrap();
     if let Some(domain) = state.domain_in_use(&domains, None) {
@@ -595,12 +606,12 @@ async fn read_host(
 ) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::GET, "/api/nginx/proxy-hosts/{id}");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     match state.hosts.get(&id) {
         Some(host) => ok_json(StatusCode::OK, host.clone()),
@@ -616,16 +627,16 @@ async fn update_host(
 ) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::PUT, "/api/nginx/proxy-hosts/{id}");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let mut object = match validate_host(&body, false) {
         Ok(object) => object,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     if !state.hosts.contains_key(&id) {
         return npm_error(StatusCode::NOT_FOUND, "Not Found");
@@ -665,12 +676,12 @@ async fn delete_host(
 ) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::DELETE, "/api/nginx/proxy-hosts/{id}");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let Some(host) = state.hosts.remove(&id) else {
         return npm_error(StatusCode::NOT_FOUND, "Not Found");
@@ -687,12 +698,12 @@ async fn read_certificate(
 ) -> Response {
     let mut state = state.lock().unwrap();
     state.count(&Method::GET, "/api/nginx/certificates/{id}");
-    if let Err(response) = state.authorize(&headers) {
-        return response;
+    if let Err(error) = state.authorize(&headers) {
+        return error.into_response();
     }
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     match state.certificates.get(&id) {
         Some(certificate) => ok_json(StatusCode::OK, certificate.clone()),
