@@ -123,7 +123,9 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     let intake = Intake::new(
         store.clone(),
         Arc::new(deployer.clone()),
-        Arc::new(EngineInspector { engine: engine.clone() }),
+        Arc::new(EngineInspector {
+            engine: engine.clone(),
+        }),
     );
     let state = AppState {
         store: store.clone(),
@@ -172,7 +174,9 @@ pub fn connect_proxy(store: &Store) -> Arc<dyn Proxy> {
     match proxy::connect(&config) {
         Ok(proxy) => proxy,
         Err(e) => {
-            tracing::error!("proxy settings do not work ({e}); routing is off until they are fixed");
+            tracing::error!(
+                "proxy settings do not work ({e}); routing is off until they are fixed"
+            );
             Arc::new(NoProxy)
         }
     }

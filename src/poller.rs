@@ -418,7 +418,9 @@ pub fn next_wait(cron: Option<&str>, interval: Duration) -> Duration {
                     return (next - now).to_std().unwrap_or(Duration::ZERO);
                 }
             }
-            Err(e) => tracing::warn!("poll_cron {expression:?} is invalid ({e}); using the interval"),
+            Err(e) => {
+                tracing::warn!("poll_cron {expression:?} is invalid ({e}); using the interval")
+            }
         }
     }
     jittered(interval)
@@ -426,7 +428,9 @@ pub fn next_wait(cron: Option<&str>, interval: Duration) -> Duration {
 
 /// Parses a 5-field (or 6-field, with seconds) cron expression.
 pub fn parse_cron(expression: &str) -> Result<croner::Cron, String> {
-    expression.parse::<croner::Cron>().map_err(|e| e.to_string())
+    expression
+        .parse::<croner::Cron>()
+        .map_err(|e| e.to_string())
 }
 
 fn jittered(interval: Duration) -> Duration {

@@ -16,7 +16,9 @@ use subtle::ConstantTimeEq;
 use super::{AppState, not_found};
 use crate::intake::PushOutcome;
 use crate::store::{NewWebhookEvent, WebhookOutcome};
-use crate::webhook::{IgnoreReason, ParseOptions, ParsedEvent, detect_format, parse_payload, verify_signature};
+use crate::webhook::{
+    IgnoreReason, ParseOptions, ParsedEvent, detect_format, parse_payload, verify_signature,
+};
 
 /// Largest body accepted; more is answered 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -31,7 +33,11 @@ struct Answer {
 #[serde(untagged)]
 enum EventAnswer {
     Push(PushOutcome),
-    Ignored { outcome: &'static str, reason: String, subject: Option<String> },
+    Ignored {
+        outcome: &'static str,
+        reason: String,
+        subject: Option<String>,
+    },
 }
 
 pub(super) async fn receive(
@@ -45,30 +51,66 @@ pub(super) async fn receive(
     }
     let format = match detect_format(&headers, &body) {
         Ok(format) => format,
-        Err(e) => return reject(&state, "unknown", StatusCode::from_u16(e.status_code().as_u16()).unwrap_or(StatusCode::BAD_REQUEST), &e.to_string()),
+        Err(e) => {
+            return reject(
+                &state,
+                "unknown",
+                StatusCode::from_u16(e.status_code().as_u16()).unwrap_or(StatusCode::BAD_REQUEST),
+                &e.to_string(),
+            );
+        }
     };
     let signing_secret = match state.store.webhook_signing_secret() {
         Ok(secret) => secret,
         Err(e) => return internal(&e.to_string()),
     };
-    if let Err(e) = verify_signature(format, &headers, &body, signing_secret.as_deref().map(str::as_bytes)) {
-        return reject(&state, format.as_str(), StatusCode::UNAUTHORIZED, &e.to_string());
+    if let Err(e) = verify_signature(
+        format,
+        &headers,
+        &body,
+        signing_secret.as_deref().map(str::as_bytes),
+    ) {
+        return reject(
+            &state,
+            format.as_str(),
+            StatusCode::UNAUTHORIZED,
+            &e.to_string(),
+        );
     }
     let payload = match parse_payload(&headers, &body, &ParseOptions::default()) {
         Ok(payload) => payload,
-        Err(e) => return reject(&state, format.as_str(), StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => {
+            return reject(
+                &state,
+                format.as_str(),
+                StatusCode::BAD_REQUEST,
+                &e.to_string(),
+            );
+        }
     };
     let mut events = Vec::new();
     for event in payload.events {
         match event {
-            ParsedEvent::Push(push) => match state.intake.handle_push(format.as_str(), &push.image, push.digest.as_deref()).await {
+            ParsedEvent::Push(push) => match state
+                .intake
+                .handle_push(format.as_str(), &push.image, push.digest.as_deref())
+                .await
+            {
                 Ok(outcome) => events.push(EventAnswer::Push(outcome)),
                 Err(e) => return internal(&e.to_string()),
             },
             ParsedEvent::Ignored(ignored) => {
                 // Registries send a notification per blob and per pull: not worth a record.
-                if !matches!(ignored.reason, IgnoreReason::Pull | IgnoreReason::LayerPush | IgnoreReason::Ping) {
-                    let _ = state.intake.record_ignored(format.as_str(), ignored.subject.as_deref(), None, &ignored.reason.to_string());
+                if !matches!(
+                    ignored.reason,
+                    IgnoreReason::Pull | IgnoreReason::LayerPush | IgnoreReason::Ping
+                ) {
+                    let _ = state.intake.record_ignored(
+                        format.as_str(),
+                        ignored.subject.as_deref(),
+                        None,
+                        &ignored.reason.to_string(),
+                    );
                 }
                 events.push(EventAnswer::Ignored {
                     outcome: "ignored",
@@ -109,5 +151,9 @@ fn reject(state: &AppState, source: &str, status: StatusCode, reason: &str) -> R
 
 fn internal(reason: &str) -> Response {
     tracing::error!("webhook: {reason}");
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": "internal error" })),
+    )
+        .into_response()
 }

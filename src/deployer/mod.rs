@@ -34,11 +34,19 @@ pub use reconcile::ReconcileReport;
 /// How one deploy ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DeployOutcome {
-    Success { instance_id: i64 },
+    Success {
+        instance_id: i64,
+    },
     /// Nothing had been created (e.g. the pull failed).
-    Failed { step: String, error: String },
+    Failed {
+        step: String,
+        error: String,
+    },
     /// Something had been created and was removed again.
-    RolledBack { step: String, error: String },
+    RolledBack {
+        step: String,
+        error: String,
+    },
     /// The deploy was not pending any more (superseded, or already run).
     Skipped,
 }
@@ -128,11 +136,19 @@ impl DeployTrigger for Deployer {
             trigger: request.trigger,
             detected_at: request.detected_at,
         })?;
-        self.inner.publish_status(&deploy.id, request.project_id, request.stage_id, &request.tag, DeployStatus::Pending);
-        self.inner.log(deploy.id, LogLevel::Info, "queue", &format!(
-            "{} requested {}",
-            request.trigger, request.tag
-        ));
+        self.inner.publish_status(
+            &deploy.id,
+            request.project_id,
+            request.stage_id,
+            &request.tag,
+            DeployStatus::Pending,
+        );
+        self.inner.log(
+            deploy.id,
+            LogLevel::Info,
+            "queue",
+            &format!("{} requested {}", request.trigger, request.tag),
+        );
         let automatic = matches!(request.trigger, Trigger::Webhook | Trigger::Poll);
         for superseded in self.queue.enqueue(request.stage_id, deploy.id, automatic) {
             self.inner.supersede(superseded, deploy.id);
@@ -148,7 +164,10 @@ impl Inner {
 
     /// Writes a log line and publishes it; a store failure is logged, never fatal.
     fn log(&self, deploy_id: i64, level: LogLevel, step: &str, message: &str) {
-        match self.store.append_deploy_log(deploy_id, level, step, message) {
+        match self
+            .store
+            .append_deploy_log(deploy_id, level, step, message)
+        {
             Ok(entry) => self.events.publish(DeployEvent::Log(entry)),
             Err(e) => tracing::warn!(deploy_id, "cannot write deploy log: {e}"),
         }
@@ -159,7 +178,14 @@ impl Inner {
         }
     }
 
-    fn publish_status(&self, deploy_id: &i64, project_id: i64, stage_id: i64, tag: &str, status: DeployStatus) {
+    fn publish_status(
+        &self,
+        deploy_id: &i64,
+        project_id: i64,
+        stage_id: i64,
+        tag: &str,
+        status: DeployStatus,
+    ) {
         self.events.publish(DeployEvent::Status {
             deploy_id: *deploy_id,
             project_id,
@@ -170,13 +196,27 @@ impl Inner {
     }
 
     fn supersede(&self, deploy_id: i64, by: i64) {
-        if let Err(e) = self.store.set_deploy_status(deploy_id, DeployStatus::Superseded) {
+        if let Err(e) = self
+            .store
+            .set_deploy_status(deploy_id, DeployStatus::Superseded)
+        {
             tracing::warn!(deploy_id, "cannot mark deploy superseded: {e}");
             return;
         }
-        self.log(deploy_id, LogLevel::Info, "queue", &format!("superseded by deploy {by}"));
+        self.log(
+            deploy_id,
+            LogLevel::Info,
+            "queue",
+            &format!("superseded by deploy {by}"),
+        );
         if let Ok(deploy) = self.store.get_deploy(deploy_id) {
-            self.publish_status(&deploy_id, deploy.project_id, deploy.stage_id, &deploy.tag, DeployStatus::Superseded);
+            self.publish_status(
+                &deploy_id,
+                deploy.project_id,
+                deploy.stage_id,
+                &deploy.tag,
+                DeployStatus::Superseded,
+            );
         }
     }
 }

@@ -20,7 +20,12 @@ pub enum OpsError {
 
 impl Deployer {
     /// Queues a deploy of `tag` to a stage, as a person or a script asked.
-    pub async fn deploy_tag(&self, stage_id: i64, tag: &str, trigger: Trigger) -> Result<i64, OpsError> {
+    pub async fn deploy_tag(
+        &self,
+        stage_id: i64,
+        tag: &str,
+        trigger: Trigger,
+    ) -> Result<i64, OpsError> {
         let stage = self.inner.store.get_stage(stage_id)?;
         Ok(self
             .request_deploy(DeployRequest {
@@ -54,10 +59,12 @@ impl Deployer {
         let previous = successes
             .iter()
             .find(|d| d.tag != current.tag)
-            .ok_or_else(|| OpsError::Conflict(format!(
-                "no earlier tag to roll back to: every successful deploy was {}",
-                current.tag
-            )))?;
+            .ok_or_else(|| {
+                OpsError::Conflict(format!(
+                    "no earlier tag to roll back to: every successful deploy was {}",
+                    current.tag
+                ))
+            })?;
         self.deploy_tag(stage_id, &previous.tag, trigger).await
     }
 
@@ -69,7 +76,9 @@ impl Deployer {
             .stop(&id, STOP_GRACE)
             .await
             .map_err(|e| OpsError::Engine(e.to_string()))?;
-        self.inner.store.set_instance_status(instance_id, InstanceStatus::Stopped)?;
+        self.inner
+            .store
+            .set_instance_status(instance_id, InstanceStatus::Stopped)?;
         Ok(())
     }
 
@@ -81,17 +90,25 @@ impl Deployer {
             .start(&id)
             .await
             .map_err(|e| OpsError::Engine(e.to_string()))?;
-        self.inner.store.set_instance_status(instance_id, InstanceStatus::Running)?;
+        self.inner
+            .store
+            .set_instance_status(instance_id, InstanceStatus::Running)?;
         Ok(())
     }
 
     /// Removes an instance with its container and proxy hosts.
     pub async fn remove_instance(&self, instance_id: i64) -> Result<(), OpsError> {
         let instance = self.inner.store.get_instance(instance_id)?;
-        if self.queue.running(instance.stage_id).is_some() && instance.status == InstanceStatus::Starting {
-            return Err(OpsError::Conflict("this instance is being deployed; wait for the deploy to finish".into()));
+        if self.queue.running(instance.stage_id).is_some()
+            && instance.status == InstanceStatus::Starting
+        {
+            return Err(OpsError::Conflict(
+                "this instance is being deployed; wait for the deploy to finish".into(),
+            ));
         }
-        retire::remove_instance(&self.inner, &instance).await.map_err(OpsError::Engine)
+        retire::remove_instance(&self.inner, &instance)
+            .await
+            .map_err(OpsError::Engine)
     }
 }
 
@@ -102,6 +119,9 @@ fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsErr
             instance.id, instance.status
         ))),
         (Some(id), _) => Ok(ContainerId::new(id.clone())),
-        (None, _) => Err(OpsError::Conflict(format!("instance {} has no container", instance.id))),
+        (None, _) => Err(OpsError::Conflict(format!(
+            "instance {} has no container",
+            instance.id
+        ))),
     }
 }

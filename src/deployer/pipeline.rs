@@ -37,12 +37,10 @@ pub(super) async fn deploy(inner: &Inner, deploy_id: i64) -> DeployOutcome {
         deploy,
         created: Vec::new(),
     };
-    let result = run.steps().await;
-    let outcome = match result {
+    match run.steps().await {
         Ok((plan, instance)) => run.succeed(&plan, instance, started).await,
         Err(failure) => run.roll_back(failure, started).await,
-    };
-    outcome
+    }
 }
 
 /// Everything a deploy needs, read once at its start.
@@ -127,7 +125,9 @@ impl Run<'_> {
                 network: settings
                     .reach_network
                     .clone()
-                    .ok_or_else(|| "reachability is `network` but no network is set in settings".to_string())
+                    .ok_or_else(|| {
+                        "reachability is `network` but no network is set in settings".to_string()
+                    })
                     .map_err(fail("plan"))?,
             },
         };
@@ -135,7 +135,10 @@ impl Run<'_> {
             interval: project.health.interval.unwrap_or(settings.health_interval),
             timeout: project.health.timeout.unwrap_or(settings.health_timeout),
             retries: project.health.retries.unwrap_or(settings.health_retries),
-            start_period: project.health.start_period.unwrap_or(settings.health_start_period),
+            start_period: project
+                .health
+                .start_period
+                .unwrap_or(settings.health_start_period),
         };
         let (stage_domain, instance_domain) = if settings.base_domain.is_empty() {
             (None, None)
@@ -171,17 +174,22 @@ impl Run<'_> {
             stage_domain,
             instance_domain,
         };
-        self.log(LogLevel::Info, "plan", &format!(
-            "deploying {} to {}/{}",
-            plan.image, plan.project.name, plan.stage.name
-        ));
+        self.log(
+            LogLevel::Info,
+            "plan",
+            &format!(
+                "deploying {} to {}/{}",
+                plan.image, plan.project.name, plan.stage.name
+            ),
+        );
         Ok(plan)
     }
 
     async fn pull(&mut self, plan: &Plan) -> Result<(), Failure> {
         self.log(LogLevel::Info, "pull", &format!("pulling {}", plan.image));
         // Progress is frequent; keep the layer-level lines out of the stored log.
-        let progress = |p: docker::PullProgress| tracing::debug!(deploy_id = self.deploy.id, "pull: {p}");
+        let progress =
+            |p: docker::PullProgress| tracing::debug!(deploy_id = self.deploy.id, "pull: {p}");
         self.inner
             .engine
             .pull(&plan.image, plan.auth.as_ref(), &progress)
@@ -198,7 +206,11 @@ impl Run<'_> {
         {
             let _ = self.inner.store.set_deploy_digest(self.deploy.id, &digest);
             self.deploy.digest = Some(digest.clone());
-            self.log(LogLevel::Info, "pull", &format!("pulled {} ({digest})", plan.image));
+            self.log(
+                LogLevel::Info,
+                "pull",
+                &format!("pulled {} ({digest})", plan.image),
+            );
         }
         Ok(())
     }
@@ -229,7 +241,11 @@ impl Run<'_> {
             .map_err(|e| e.to_string())
             .map_err(fail("create"))?;
         self.created.push(Created::Container(container.clone()));
-        self.log(LogLevel::Info, "create", &format!("created container {name} ({})", container.short()));
+        self.log(
+            LogLevel::Info,
+            "create",
+            &format!("created container {name} ({})", container.short()),
+        );
         self.inner
             .engine
             .start(&container)
@@ -245,21 +261,39 @@ impl Run<'_> {
             .map_err(fail("start"))?;
         let upstream = upstream(&plan.reach, &info, plan.container_port);
         store
-            .set_instance_container(instance.id, container.as_str(), upstream.as_ref().map(|u| u.to_string()).as_deref())
+            .set_instance_container(
+                instance.id,
+                container.as_str(),
+                upstream.as_ref().map(|u| u.to_string()).as_deref(),
+            )
             .map_err(|e| e.to_string())
             .map_err(fail("start"))?;
-        self.log(LogLevel::Info, "start", &match &upstream {
-            Some(u) => format!("started; reachable at {u}"),
-            None => "started (no port: reached by its own health status)".into(),
-        });
-        let instance = store.get_instance(instance.id).map_err(|e| e.to_string()).map_err(fail("start"))?;
+        self.log(
+            LogLevel::Info,
+            "start",
+            &match &upstream {
+                Some(u) => format!("started; reachable at {u}"),
+                None => "started (no port: reached by its own health status)".into(),
+            },
+        );
+        let instance = store
+            .get_instance(instance.id)
+            .map_err(|e| e.to_string())
+            .map_err(fail("start"))?;
         Ok((instance, container))
     }
 
     fn container_spec(&self, plan: &Plan, instance: &Instance) -> Result<ContainerSpec, Failure> {
         let store = &self.inner.store;
-        let mut env = store.project_env(plan.project.id).map_err(|e| e.to_string()).map_err(fail("create"))?;
-        for (name, value) in store.stage_env(plan.stage.id).map_err(|e| e.to_string()).map_err(fail("create"))? {
+        let mut env = store
+            .project_env(plan.project.id)
+            .map_err(|e| e.to_string())
+            .map_err(fail("create"))?;
+        for (name, value) in store
+            .stage_env(plan.stage.id)
+            .map_err(|e| e.to_string())
+            .map_err(fail("create"))?
+        {
             env.retain(|(n, _)| *n != name);
             env.push((name, value));
         }
@@ -275,16 +309,30 @@ impl Run<'_> {
         }
         let mut labels = BTreeMap::from([
             (docker::labels::MANAGED.to_string(), "true".to_string()),
-            (docker::labels::PROJECT.to_string(), plan.project.name.clone()),
+            (
+                docker::labels::PROJECT.to_string(),
+                plan.project.name.clone(),
+            ),
             (docker::labels::STAGE.to_string(), plan.stage.name.clone()),
-            (docker::labels::INSTANCE.to_string(), instance.id.to_string()),
-            (docker::labels::DEPLOY.to_string(), self.deploy.id.to_string()),
+            (
+                docker::labels::INSTANCE.to_string(),
+                instance.id.to_string(),
+            ),
+            (
+                docker::labels::DEPLOY.to_string(),
+                self.deploy.id.to_string(),
+            ),
             (docker::labels::TAG.to_string(), self.deploy.tag.clone()),
-            (docker::labels::INSTALLATION.to_string(), self.inner.installation_id.clone()),
+            (
+                docker::labels::INSTALLATION.to_string(),
+                self.inner.installation_id.clone(),
+            ),
         ]);
-        if let (Some(port), Some(stage_domain), Some(instance_domain)) =
-            (plan.container_port, &plan.stage_domain, &plan.instance_domain)
-        {
+        if let (Some(port), Some(stage_domain), Some(instance_domain)) = (
+            plan.container_port,
+            &plan.stage_domain,
+            &plan.instance_domain,
+        ) {
             let domains = [instance_domain.to_string(), stage_domain.to_string()];
             labels.extend(self.inner.proxy().container_labels(&domains, port));
         }
@@ -320,7 +368,10 @@ impl Run<'_> {
             .map_err(|e| e.to_string())
             .map_err(fail("health_check"))?;
         let image_has_healthcheck = info.state.health.is_some();
-        let probe = match (&plan.probe_path, upstream(&plan.reach, &info, plan.container_port)) {
+        let probe = match (
+            &plan.probe_path,
+            upstream(&plan.reach, &info, plan.container_port),
+        ) {
             (Some(path), Some(upstream)) => HealthProbe::Http {
                 url: format!("http://{upstream}{path}"),
             },
@@ -332,7 +383,11 @@ impl Run<'_> {
                 duration: Duration::from_secs(3),
             },
         };
-        self.log(LogLevel::Info, "health_check", &format!("waiting until healthy: {probe}"));
+        self.log(
+            LogLevel::Info,
+            "health_check",
+            &format!("waiting until healthy: {probe}"),
+        );
         let deploy_id = self.deploy.id;
         let healthy = health::wait_healthy(
             self.inner.engine.as_ref(),
@@ -344,15 +399,24 @@ impl Run<'_> {
         .await;
         match healthy {
             Ok(ok) => {
-                self.log(LogLevel::Info, "health_check", &format!(
-                    "healthy after {:.1} s ({} probes)",
-                    ok.elapsed.as_secs_f64(),
-                    ok.attempts
-                ));
+                self.log(
+                    LogLevel::Info,
+                    "health_check",
+                    &format!(
+                        "healthy after {:.1} s ({} probes)",
+                        ok.elapsed.as_secs_f64(),
+                        ok.attempts
+                    ),
+                );
                 Ok(())
             }
             Err(e) => {
-                let logs = self.inner.engine.logs(container, LOG_TAIL).await.unwrap_or_default();
+                let logs = self
+                    .inner
+                    .engine
+                    .logs(container, LOG_TAIL)
+                    .await
+                    .unwrap_or_default();
                 let mut message = e.to_string();
                 if !logs.trim().is_empty() && !message.contains(logs.trim()) {
                     message.push_str(&format!("; container log:\n{}", logs.trim_end()));
@@ -372,7 +436,11 @@ impl Run<'_> {
             &plan.instance_domain,
             instance.upstream.as_deref().and_then(parse_upstream),
         ) else {
-            self.log(LogLevel::Info, "proxy", "no domain or no port: nothing to route");
+            self.log(
+                LogLevel::Info,
+                "proxy",
+                "no domain or no port: nothing to route",
+            );
             return Ok(());
         };
         let proxy = self.inner.proxy();
@@ -413,16 +481,28 @@ impl Run<'_> {
             .map_err(|e| e.to_string())
             .map_err(fail("record"))?;
         retire::retire_beyond_limit(self.inner, &plan.stage, &instance, self.deploy.id).await;
-        store.get_instance(instance.id).map_err(|e| e.to_string()).map_err(fail("record"))
+        store
+            .get_instance(instance.id)
+            .map_err(|e| e.to_string())
+            .map_err(fail("record"))
     }
 
-    async fn succeed(&mut self, plan: &Plan, instance: Instance, started: Instant) -> DeployOutcome {
+    async fn succeed(
+        &mut self,
+        plan: &Plan,
+        instance: Instance,
+        started: Instant,
+    ) -> DeployOutcome {
         self.set_status(DeployStatus::Success);
-        self.log(LogLevel::Info, "done", &format!(
-            "{} is live in {:.1} s",
-            self.deploy.tag,
-            started.elapsed().as_secs_f64()
-        ));
+        self.log(
+            LogLevel::Info,
+            "done",
+            &format!(
+                "{} is live in {:.1} s",
+                self.deploy.tag,
+                started.elapsed().as_secs_f64()
+            ),
+        );
         self.notify(plan, Outcome::Success, started, None, &instance.subdomains);
         DeployOutcome::Success {
             instance_id: instance.id,
@@ -436,18 +516,33 @@ impl Run<'_> {
             match created {
                 Created::ProxyHost(id) => {
                     if let Err(e) = self.inner.proxy().delete_host(&id).await {
-                        self.log(LogLevel::Warn, "rollback", &format!("cannot delete proxy host {id}: {e}"));
+                        self.log(
+                            LogLevel::Warn,
+                            "rollback",
+                            &format!("cannot delete proxy host {id}: {e}"),
+                        );
                     }
                 }
                 Created::Container(id) => {
                     if let Err(e) = self.inner.engine.remove(&id, true).await {
-                        self.log(LogLevel::Warn, "rollback", &format!("cannot remove container {}: {e}", id.short()));
+                        self.log(
+                            LogLevel::Warn,
+                            "rollback",
+                            &format!("cannot remove container {}: {e}", id.short()),
+                        );
                     } else {
-                        self.log(LogLevel::Info, "rollback", &format!("removed container {}", id.short()));
+                        self.log(
+                            LogLevel::Info,
+                            "rollback",
+                            &format!("removed container {}", id.short()),
+                        );
                     }
                 }
                 Created::Instance(id) => {
-                    let _ = self.inner.store.set_instance_status(id, InstanceStatus::Failed);
+                    let _ = self
+                        .inner
+                        .store
+                        .set_instance_status(id, InstanceStatus::Failed);
                 }
             }
         }
@@ -456,11 +551,12 @@ impl Run<'_> {
         } else {
             DeployStatus::Failed
         };
-        if let Err(e) = self
-            .inner
-            .store
-            .finish_deploy_failed(self.deploy.id, status, failure.step, &failure.message)
-        {
+        if let Err(e) = self.inner.store.finish_deploy_failed(
+            self.deploy.id,
+            status,
+            failure.step,
+            &failure.message,
+        ) {
             tracing::warn!(deploy_id = self.deploy.id, "cannot record failure: {e}");
         }
         self.publish(status);
@@ -468,7 +564,11 @@ impl Run<'_> {
             self.inner.store.get_project(self.deploy.project_id),
             self.inner.store.get_stage(self.deploy.stage_id),
         ) {
-            let outcome = if rolled_back { Outcome::RolledBack } else { Outcome::Failed };
+            let outcome = if rolled_back {
+                Outcome::RolledBack
+            } else {
+                Outcome::Failed
+            };
             self.notify_with(&project, &stage, outcome, started, Some(&failure), &[]);
         }
         let (step, error) = (failure.step.to_string(), failure.message);
@@ -479,11 +579,26 @@ impl Run<'_> {
         }
     }
 
-    fn notify(&self, plan: &Plan, outcome: Outcome, started: Instant, failure: Option<&Failure>, urls: &[String]) {
+    fn notify(
+        &self,
+        plan: &Plan,
+        outcome: Outcome,
+        started: Instant,
+        failure: Option<&Failure>,
+        urls: &[String],
+    ) {
         self.notify_with(&plan.project, &plan.stage, outcome, started, failure, urls);
     }
 
-    fn notify_with(&self, project: &Project, stage: &Stage, outcome: Outcome, started: Instant, failure: Option<&Failure>, urls: &[String]) {
+    fn notify_with(
+        &self,
+        project: &Project,
+        stage: &Stage,
+        outcome: Outcome,
+        started: Instant,
+        failure: Option<&Failure>,
+        urls: &[String],
+    ) {
         self.inner.notifier.notify(DeployNotification {
             event: outcome,
             project: project.name.clone(),
@@ -513,7 +628,13 @@ impl Run<'_> {
     }
 
     fn publish(&self, status: DeployStatus) {
-        self.inner.publish_status(&self.deploy.id, self.deploy.project_id, self.deploy.stage_id, &self.deploy.tag, status);
+        self.inner.publish_status(
+            &self.deploy.id,
+            self.deploy.project_id,
+            self.deploy.stage_id,
+            &self.deploy.tag,
+            status,
+        );
     }
 
     fn log(&self, level: LogLevel, step: &str, message: &str) {
@@ -523,7 +644,11 @@ impl Run<'_> {
 
 /// Where the daemon (and the proxy) reach a container: its 127.0.0.1 port, or its name
 /// on the shared network. `None` when it has no port to reach.
-pub(super) fn upstream(reach: &Reachability, info: &docker::ContainerInfo, port: Option<u16>) -> Option<Upstream> {
+pub(super) fn upstream(
+    reach: &Reachability,
+    info: &docker::ContainerInfo,
+    port: Option<u16>,
+) -> Option<Upstream> {
     let found = health::upstream(reach, info, port?).ok()?;
     Some(Upstream {
         host: found.host,
@@ -535,7 +660,10 @@ pub(super) fn upstream(reach: &Reachability, info: &docker::ContainerInfo, port:
 fn parse_upstream(text: &str) -> Option<Upstream> {
     let (host, port) = text.rsplit_once(':')?;
     Some(Upstream {
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port: port.parse().ok()?,
     })
 }

@@ -60,29 +60,62 @@ async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport)
         for instance in instances {
             for host in &instance.proxy_hosts {
                 let deleted = match HostId::parse(host) {
-                    Ok(id) => inner.proxy().delete_host(&id).await.map_err(|e| e.to_string()),
+                    Ok(id) => inner
+                        .proxy()
+                        .delete_host(&id)
+                        .await
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
                 if let Err(e) = deleted {
-                    report.problems.push(format!("cannot delete proxy host {host}: {e}"));
+                    report
+                        .problems
+                        .push(format!("cannot delete proxy host {host}: {e}"));
                 }
             }
             if let Some(id) = &instance.container_id
-                && let Err(e) = inner.engine.remove(&ContainerId::new(id.clone()), true).await
+                && let Err(e) = inner
+                    .engine
+                    .remove(&ContainerId::new(id.clone()), true)
+                    .await
             {
-                report.problems.push(format!("cannot remove container {}: {e}", instance.container_name));
+                report.problems.push(format!(
+                    "cannot remove container {}: {e}",
+                    instance.container_name
+                ));
             }
-            let _ = inner.store.set_instance_status(instance.id, InstanceStatus::Failed);
+            let _ = inner
+                .store
+                .set_instance_status(instance.id, InstanceStatus::Failed);
             cleaned = true;
         }
-        let status = if cleaned { DeployStatus::RolledBack } else { DeployStatus::Failed };
-        let reason = format!("interrupted: the daemon stopped while the deploy was {}", deploy.status);
+        let status = if cleaned {
+            DeployStatus::RolledBack
+        } else {
+            DeployStatus::Failed
+        };
+        let reason = format!(
+            "interrupted: the daemon stopped while the deploy was {}",
+            deploy.status
+        );
         inner.log(deploy.id, LogLevel::Error, "reconcile", &reason);
-        if let Err(e) = inner.store.finish_deploy_failed(deploy.id, status, deploy.status.as_str(), &reason) {
-            report.problems.push(format!("cannot finish deploy {}: {e}", deploy.id));
+        if let Err(e) =
+            inner
+                .store
+                .finish_deploy_failed(deploy.id, status, deploy.status.as_str(), &reason)
+        {
+            report
+                .problems
+                .push(format!("cannot finish deploy {}: {e}", deploy.id));
             continue;
         }
-        inner.publish_status(&deploy.id, deploy.project_id, deploy.stage_id, &deploy.tag, status);
+        inner.publish_status(
+            &deploy.id,
+            deploy.project_id,
+            deploy.stage_id,
+            &deploy.tag,
+            status,
+        );
         report.interrupted_deploys.push(deploy.id);
     }
 }
@@ -90,7 +123,10 @@ async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport)
 async fn remove_unknown_containers(inner: &Inner, report: &mut ReconcileReport) {
     let ours = match inner
         .engine
-        .list_containers(&[(labels::MANAGED, labels::MANAGED_VALUE), (labels::INSTALLATION, &inner.installation_id)])
+        .list_containers(&[
+            (labels::MANAGED, labels::MANAGED_VALUE),
+            (labels::INSTALLATION, &inner.installation_id),
+        ])
         .await
     {
         Ok(containers) => containers,
@@ -109,19 +145,25 @@ async fn remove_unknown_containers(inner: &Inner, report: &mut ReconcileReport) 
         if !known.contains(container.id.as_str()) {
             match inner.engine.remove(&container.id, true).await {
                 Ok(()) => report.removed_containers.push(container.name.clone()),
-                Err(e) => report.problems.push(format!("cannot remove {}: {e}", container.name)),
+                Err(e) => report
+                    .problems
+                    .push(format!("cannot remove {}: {e}", container.name)),
             }
         }
     }
     let present: HashSet<&str> = ours.iter().map(|c| c.id.as_str()).collect();
     for instance in &instances {
-        let vanished = matches!(instance.status, InstanceStatus::Running | InstanceStatus::Stopped)
-            && instance
-                .container_id
-                .as_deref()
-                .is_none_or(|id| !present.contains(id));
+        let vanished = matches!(
+            instance.status,
+            InstanceStatus::Running | InstanceStatus::Stopped
+        ) && instance
+            .container_id
+            .as_deref()
+            .is_none_or(|id| !present.contains(id));
         if vanished {
-            let _ = inner.store.set_instance_status(instance.id, InstanceStatus::Failed);
+            let _ = inner
+                .store
+                .set_instance_status(instance.id, InstanceStatus::Failed);
             report.vanished_instances.push(instance.id);
         }
     }
@@ -131,7 +173,11 @@ async fn remove_orphan_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) 
     let proxy = inner.proxy();
     let hosts = match proxy.list_hosts().await {
         Ok(hosts) => hosts,
-        Err(e) => return report.problems.push(format!("cannot list proxy hosts: {e}")),
+        Err(e) => {
+            return report
+                .problems
+                .push(format!("cannot list proxy hosts: {e}"));
+        }
     };
     let instances = inner.store.list_all_instances().unwrap_or_default();
     let in_use: HashSet<&str> = instances
@@ -143,7 +189,9 @@ async fn remove_orphan_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) 
         if !in_use.contains(host.domain.as_str()) {
             match proxy.delete_host(&host.id).await {
                 Ok(()) => report.removed_proxy_hosts.push(host.domain.clone()),
-                Err(e) => report.problems.push(format!("cannot delete proxy host {}: {e}", host.domain)),
+                Err(e) => report
+                    .problems
+                    .push(format!("cannot delete proxy host {}: {e}", host.domain)),
             }
         }
     }

@@ -15,16 +15,29 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Retires what the rules say must go now that `kept` is running. Failures are logged on
 /// the deploy and do not fail it: the new instance is already serving.
-pub(super) async fn retire_beyond_limit(inner: &Inner, stage: &Stage, kept: &Instance, deploy_id: i64) {
+pub(super) async fn retire_beyond_limit(
+    inner: &Inner,
+    stage: &Stage,
+    kept: &Instance,
+    deploy_id: i64,
+) {
     let instances = match inner.store.list_instances(stage.id) {
         Ok(instances) => instances,
         Err(e) => {
-            inner.log(deploy_id, LogLevel::Warn, "retire", &format!("cannot list instances: {e}"));
+            inner.log(
+                deploy_id,
+                LogLevel::Warn,
+                "retire",
+                &format!("cannot list instances: {e}"),
+            );
             return;
         }
     };
     // Rows of instances that failed earlier hold nothing any more: clear them.
-    for failed in instances.iter().filter(|i| i.status == InstanceStatus::Failed) {
+    for failed in instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Failed)
+    {
         let _ = inner.store.delete_instance(failed.id);
     }
     let mut older: Vec<&Instance> = instances
@@ -48,10 +61,12 @@ pub(super) async fn retire_beyond_limit(inner: &Inner, stage: &Stage, kept: &Ins
         to_retire.extend(older.into_iter().take(excess));
     }
     for instance in to_retire {
-        inner.log(deploy_id, LogLevel::Info, "retire", &format!(
-            "retiring {} ({})",
-            instance.tag, instance.container_name
-        ));
+        inner.log(
+            deploy_id,
+            LogLevel::Info,
+            "retire",
+            &format!("retiring {} ({})", instance.tag, instance.container_name),
+        );
         if let Err(e) = remove_instance(inner, instance).await {
             inner.log(deploy_id, LogLevel::Warn, "retire", &e);
         }
@@ -60,7 +75,9 @@ pub(super) async fn retire_beyond_limit(inner: &Inner, stage: &Stage, kept: &Ins
 
 /// Removes an instance's proxy hosts, container and row. Safe to repeat.
 pub(super) async fn remove_instance(inner: &Inner, instance: &Instance) -> Result<(), String> {
-    let _ = inner.store.set_instance_status(instance.id, InstanceStatus::Removing);
+    let _ = inner
+        .store
+        .set_instance_status(instance.id, InstanceStatus::Removing);
     let proxy = inner.proxy();
     for host in &instance.proxy_hosts {
         let id = HostId::parse(host).map_err(|e| e.to_string())?;

@@ -40,11 +40,18 @@ impl ImageInspector for EngineInspector {
         let info = match self.engine.inspect_image(image).await {
             Ok(info) => info,
             Err(EngineError::ImageNotFound { .. }) => {
-                let pulled = tokio::time::timeout(PULL_LIMIT, self.engine.pull(image, None, &|_| {})).await;
+                let pulled =
+                    tokio::time::timeout(PULL_LIMIT, self.engine.pull(image, None, &|_| {})).await;
                 match pulled {
-                    Ok(Ok(())) => self.engine.inspect_image(image).await.map_err(|e| e.to_string())?,
+                    Ok(Ok(())) => self
+                        .engine
+                        .inspect_image(image)
+                        .await
+                        .map_err(|e| e.to_string())?,
                     Ok(Err(e)) => return Err(format!("cannot pull it: {e}")),
-                    Err(_) => return Err(format!("pulling it took over {} s", PULL_LIMIT.as_secs())),
+                    Err(_) => {
+                        return Err(format!("pulling it took over {} s", PULL_LIMIT.as_secs()));
+                    }
                 }
             }
             Err(e) => return Err(e.to_string()),
@@ -68,7 +75,11 @@ pub(super) async fn create_project(
     let (port, health_path) = match &facts {
         Ok(facts) => (
             facts.exposed_ports.first().copied().unwrap_or(0),
-            facts.labels.get(HEALTH_PATH_LABEL).filter(|p| p.starts_with('/')).cloned(),
+            facts
+                .labels
+                .get(HEALTH_PATH_LABEL)
+                .filter(|p| p.starts_with('/'))
+                .cloned(),
         ),
         Err(_) => (0, None),
     };
@@ -85,8 +96,14 @@ pub(super) async fn create_project(
         Ok(facts) => {
             let mut message = format!(
                 "created from a push of {reference}: port {}, health check {}",
-                if port == 0 { "unknown (no EXPOSE)".to_string() } else { port.to_string() },
-                health_path.as_deref().unwrap_or("none (no health-path label)")
+                if port == 0 {
+                    "unknown (no EXPOSE)".to_string()
+                } else {
+                    port.to_string()
+                },
+                health_path
+                    .as_deref()
+                    .unwrap_or("none (no health-path label)")
             );
             if let Some(check) = &facts.healthcheck {
                 message.push_str(&format!("; the image's HEALTHCHECK: {}", check.join(" ")));
@@ -121,7 +138,11 @@ fn base_name(repository: &str) -> String {
 fn unique_name(store: &Store, base: &str) -> Result<String, StoreError> {
     let mut n = 1;
     loop {
-        let candidate = if n == 1 { base.to_string() } else { format!("{base}-{n}") };
+        let candidate = if n == 1 {
+            base.to_string()
+        } else {
+            format!("{base}-{n}")
+        };
         match store.get_project_by_name(&candidate) {
             Err(StoreError::NotFound { .. }) => return Ok(candidate),
             Ok(_) => n += 1,

@@ -56,7 +56,11 @@ pub struct Intake {
 }
 
 impl Intake {
-    pub fn new(store: Store, trigger: Arc<dyn DeployTrigger>, inspector: Arc<dyn ImageInspector>) -> Intake {
+    pub fn new(
+        store: Store,
+        trigger: Arc<dyn DeployTrigger>,
+        inspector: Arc<dyn ImageInspector>,
+    ) -> Intake {
         Intake {
             store,
             trigger,
@@ -87,7 +91,8 @@ impl Intake {
         let project = match self.store.find_project_by_image(&name)? {
             Some(project) => project,
             None if self.store.settings()?.auto_create_projects => {
-                let project = autocreate::create_project(&self.store, self.inspector.as_ref(), image).await?;
+                let project =
+                    autocreate::create_project(&self.store, self.inspector.as_ref(), image).await?;
                 outcome.project_created = true;
                 project
             }
@@ -106,7 +111,10 @@ impl Intake {
         };
         outcome.stage = Some(stage.name.clone());
         if !stage.auto_deploy {
-            outcome.reason = Some(format!("stage {} does not deploy automatically", stage.name));
+            outcome.reason = Some(format!(
+                "stage {} does not deploy automatically",
+                stage.name
+            ));
             self.record(source, &outcome, Some(&project), Some(stage))?;
             return Ok(outcome);
         }
@@ -128,7 +136,13 @@ impl Intake {
     }
 
     /// Records an event that was ignored before matching (a pull, a layer push, …).
-    pub fn record_ignored(&self, source: &str, image: Option<&str>, tag: Option<&str>, reason: &str) -> Result<(), StoreError> {
+    pub fn record_ignored(
+        &self,
+        source: &str,
+        image: Option<&str>,
+        tag: Option<&str>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         self.store.record_webhook_event(&NewWebhookEvent {
             source: source.to_string(),
             image: image.map(str::to_string),
@@ -140,7 +154,13 @@ impl Intake {
         Ok(())
     }
 
-    fn record(&self, source: &str, outcome: &PushOutcome, project: Option<&Project>, stage: Option<&Stage>) -> Result<(), StoreError> {
+    fn record(
+        &self,
+        source: &str,
+        outcome: &PushOutcome,
+        project: Option<&Project>,
+        stage: Option<&Stage>,
+    ) -> Result<(), StoreError> {
         let detail = match (&outcome.reason, outcome.deploy_id) {
             (Some(reason), _) => reason.clone(),
             (None, Some(id)) => format!("deploy {id} requested"),

@@ -26,27 +26,58 @@ async fn healthy_deploy_runs_the_tag_and_records_every_step() {
         panic!("{outcome:?}: {:?}", h.store.deploy_logs(deploy.id, 0));
     };
     assert_eq!(deploy.status, DeployStatus::Success);
-    assert_eq!(deploy.digest.as_deref(), Some(digest.as_str()), "the pulled digest is recorded");
+    assert_eq!(
+        deploy.digest.as_deref(),
+        Some(digest.as_str()),
+        "the pulled digest is recorded"
+    );
     assert!(deploy.finished_at.is_some());
 
     let instance = h.store.get_instance(instance_id).unwrap();
     assert_eq!(instance.status, InstanceStatus::Running);
-    assert_eq!(h.get_from(&instance, "/tag").await.unwrap(), "dev-1", "DW_TAG is set");
+    assert_eq!(
+        h.get_from(&instance, "/tag").await.unwrap(),
+        "dev-1",
+        "DW_TAG is set"
+    );
     let container_id = instance.container_id.clone().unwrap();
-    assert_eq!(h.get_from(&instance, "/id").await.unwrap(), container_id[..12]);
+    assert_eq!(
+        h.get_from(&instance, "/id").await.unwrap(),
+        container_id[..12]
+    );
 
     let info = h
         .engine
         .inspect_container(&docker_watcher::docker::ContainerId::new(&container_id))
         .await
         .unwrap();
-    assert!(info.name.starts_with(&format!("dw-{}-dev-dev-1-", project.name)), "{}", info.name);
+    assert!(
+        info.name
+            .starts_with(&format!("dw-{}-dev-dev-1-", project.name)),
+        "{}",
+        info.name
+    );
     assert_eq!(info.labels.get(labels::PROJECT), Some(&project.name));
-    assert_eq!(info.labels.get(labels::STAGE).map(String::as_str), Some("dev"));
-    assert_eq!(info.labels.get(labels::INSTANCE), Some(&instance_id.to_string()));
-    assert_eq!(info.labels.get(labels::DEPLOY), Some(&deploy.id.to_string()));
+    assert_eq!(
+        info.labels.get(labels::STAGE).map(String::as_str),
+        Some("dev")
+    );
+    assert_eq!(
+        info.labels.get(labels::INSTANCE),
+        Some(&instance_id.to_string())
+    );
+    assert_eq!(
+        info.labels.get(labels::DEPLOY),
+        Some(&deploy.id.to_string())
+    );
 
-    let steps: Vec<String> = h.store.deploy_logs(deploy.id, 0).unwrap().into_iter().map(|l| l.step).collect();
+    let steps: Vec<String> = h
+        .store
+        .deploy_logs(deploy.id, 0)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.step)
+        .collect();
     for step in ["pull", "create", "start", "health_check", "done"] {
         assert!(steps.iter().any(|s| s == step), "no {step} in {steps:?}");
     }
@@ -60,23 +91,48 @@ async fn never_healthy_image_is_rolled_back_and_the_old_instance_keeps_serving()
     let project = h.project(Some("/health"));
     let stage = h.stage(&project, "dev", 1);
     let (_, first) = h.deploy_now(&stage, "dev-1").await;
-    let DeployOutcome::Success { instance_id: old } = first else { panic!("{first:?}") };
+    let DeployOutcome::Success { instance_id: old } = first else {
+        panic!("{first:?}")
+    };
 
     let (deploy, outcome) = h.deploy_now(&stage, "dev-2").await;
-    assert!(matches!(outcome, DeployOutcome::RolledBack { ref step, .. } if step == "health_check"), "{outcome:?}");
+    assert!(
+        matches!(outcome, DeployOutcome::RolledBack { ref step, .. } if step == "health_check"),
+        "{outcome:?}"
+    );
     assert_eq!(deploy.status, DeployStatus::RolledBack);
     assert_eq!(deploy.failed_step.as_deref(), Some("health_check"));
-    assert!(deploy.error.as_deref().unwrap().contains("did not become healthy"), "{:?}", deploy.error);
+    assert!(
+        deploy
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("did not become healthy"),
+        "{:?}",
+        deploy.error
+    );
 
     let failed = h.store.get_instance(deploy.instance_id.unwrap()).unwrap();
     assert_eq!(failed.status, InstanceStatus::Failed);
-    assert!(!h.container_exists(failed.container_id.as_deref().unwrap()).await, "nothing left behind");
+    assert!(
+        !h.container_exists(failed.container_id.as_deref().unwrap())
+            .await,
+        "nothing left behind"
+    );
     let containers = h.containers().await;
-    assert_eq!(containers.len(), 1, "only the old container: {containers:?}");
+    assert_eq!(
+        containers.len(),
+        1,
+        "only the old container: {containers:?}"
+    );
 
     let old = h.store.get_instance(old).unwrap();
     assert_eq!(old.status, InstanceStatus::Running);
-    assert_eq!(h.get_from(&old, "/health").await.unwrap(), "ok", "the previous instance still serves");
+    assert_eq!(
+        h.get_from(&old, "/health").await.unwrap(),
+        "ok",
+        "the previous instance still serves"
+    );
 }
 
 #[tokio::test]
@@ -93,13 +149,25 @@ async fn container_that_exits_at_once_fails_fast_with_its_log() {
         })
         .unwrap();
     let (deploy, outcome) = h.deploy_now(&stage, "dev-crash").await;
-    assert!(matches!(outcome, DeployOutcome::RolledBack { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, DeployOutcome::RolledBack { .. }),
+        "{outcome:?}"
+    );
     let error = deploy.error.unwrap();
     // Under `unless-stopped` Docker may already be restarting it, which hides the exit code.
-    assert!(error.contains("exit code 3") || error.contains("restart"), "{error}");
-    assert!(error.contains("crashing on purpose"), "the container's own log is quoted: {error}");
+    assert!(
+        error.contains("exit code 3") || error.contains("restart"),
+        "{error}"
+    );
+    assert!(
+        error.contains("crashing on purpose"),
+        "the container's own log is quoted: {error}"
+    );
     let duration = deploy.finished_at.unwrap() - deploy.started_at.unwrap();
-    assert!(duration < chrono::Duration::seconds(60), "failed fast, not after the 120 s start period");
+    assert!(
+        duration < chrono::Duration::seconds(60),
+        "failed fast, not after the 120 s start period"
+    );
     assert!(h.containers().await.is_empty());
 }
 
@@ -110,7 +178,10 @@ async fn pull_of_a_missing_tag_fails_without_creating_anything() {
     let project = h.project(Some("/health"));
     let stage = h.stage(&project, "dev", 1);
     let (deploy, outcome) = h.deploy_now(&stage, "no-such-tag").await;
-    assert!(matches!(outcome, DeployOutcome::Failed { ref step, .. } if step == "pull"), "{outcome:?}");
+    assert!(
+        matches!(outcome, DeployOutcome::Failed { ref step, .. } if step == "pull"),
+        "{outcome:?}"
+    );
     assert_eq!(deploy.status, DeployStatus::Failed);
     assert!(deploy.error.unwrap().contains("not found"));
     assert_eq!(deploy.instance_id, None);
@@ -138,7 +209,11 @@ async fn slow_starter_becomes_healthy_within_the_budget() {
         )
         .unwrap();
     let (deploy, outcome) = h.deploy_now(&stage, "dev-slow").await;
-    assert!(matches!(outcome, DeployOutcome::Success { .. }), "{outcome:?} {:?}", deploy.error);
+    assert!(
+        matches!(outcome, DeployOutcome::Success { .. }),
+        "{outcome:?} {:?}",
+        deploy.error
+    );
 }
 
 #[tokio::test]
@@ -152,17 +227,32 @@ async fn instances_run_side_by_side_and_the_oldest_beyond_the_limit_goes() {
     let mut ids = Vec::new();
     for tag in ["v1", "v2"] {
         let (_, outcome) = h.deploy_now(&stage, tag).await;
-        let DeployOutcome::Success { instance_id } = outcome else { panic!("{outcome:?}") };
+        let DeployOutcome::Success { instance_id } = outcome else {
+            panic!("{outcome:?}")
+        };
         ids.push(instance_id);
     }
-    assert_eq!(h.containers().await.len(), 2, "a new deploy never stops existing instances");
+    assert_eq!(
+        h.containers().await.len(),
+        2,
+        "a new deploy never stops existing instances"
+    );
     let first = h.store.get_instance(ids[0]).unwrap();
 
     let (_, outcome) = h.deploy_now(&stage, "v3").await;
     assert!(matches!(outcome, DeployOutcome::Success { .. }));
-    let tags: Vec<String> = h.store.list_instances(stage.id).unwrap().into_iter().map(|i| i.tag).collect();
+    let tags: Vec<String> = h
+        .store
+        .list_instances(stage.id)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.tag)
+        .collect();
     assert_eq!(tags, vec!["v2", "v3"], "v1 was the oldest");
-    assert!(!h.container_exists(first.container_id.as_deref().unwrap()).await);
+    assert!(
+        !h.container_exists(first.container_id.as_deref().unwrap())
+            .await
+    );
     assert_eq!(h.containers().await.len(), 2);
 }
 
@@ -173,14 +263,24 @@ async fn redeploying_a_running_tag_replaces_its_instance() {
     let project = h.project(Some("/health"));
     let stage = h.stage(&project, "dev", 3);
     let (_, first) = h.deploy_now(&stage, "v1").await;
-    let DeployOutcome::Success { instance_id: old } = first else { panic!() };
+    let DeployOutcome::Success { instance_id: old } = first else {
+        panic!()
+    };
     let old = h.store.get_instance(old).unwrap();
     let (_, second) = h.deploy_now(&stage, "v1").await;
-    let DeployOutcome::Success { instance_id: new } = second else { panic!("{second:?}") };
+    let DeployOutcome::Success { instance_id: new } = second else {
+        panic!("{second:?}")
+    };
     assert_ne!(old.id, new);
     let instances = h.store.list_instances(stage.id).unwrap();
-    assert_eq!(instances.iter().map(|i| i.id).collect::<Vec<_>>(), vec![new]);
-    assert!(!h.container_exists(old.container_id.as_deref().unwrap()).await);
+    assert_eq!(
+        instances.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![new]
+    );
+    assert!(
+        !h.container_exists(old.container_id.as_deref().unwrap())
+            .await
+    );
 }
 
 #[tokio::test]
@@ -207,11 +307,21 @@ async fn requests_for_one_stage_are_serialised_and_the_newest_wins() {
     let second = h.wait_final(second).await;
     let third = h.wait_final(third).await;
     assert_eq!(first.status, DeployStatus::Success);
-    assert_eq!(second.status, DeployStatus::Superseded, "the waiting request was replaced");
+    assert_eq!(
+        second.status,
+        DeployStatus::Superseded,
+        "the waiting request was replaced"
+    );
     assert_eq!(third.status, DeployStatus::Success);
-    assert!(third.started_at.unwrap() >= first.finished_at.unwrap(), "one at a time per stage");
+    assert!(
+        third.started_at.unwrap() >= first.finished_at.unwrap(),
+        "one at a time per stage"
+    );
     let instances = h.store.list_instances(stage.id).unwrap();
-    assert_eq!(instances.iter().map(|i| i.tag.as_str()).collect::<Vec<_>>(), vec!["dev-3"]);
+    assert_eq!(
+        instances.iter().map(|i| i.tag.as_str()).collect::<Vec<_>>(),
+        vec!["dev-3"]
+    );
 }
 
 #[tokio::test]
@@ -233,13 +343,27 @@ async fn two_stages_deploy_in_parallel() {
         .unwrap();
     let dev = h.stage(&project, "dev", 1);
     let prod = h.stage(&project, "prod", 1);
-    let a = h.deployer.deploy_tag(dev.id, "v1", Trigger::Manual).await.unwrap();
-    let b = h.deployer.deploy_tag(prod.id, "v1", Trigger::Manual).await.unwrap();
+    let a = h
+        .deployer
+        .deploy_tag(dev.id, "v1", Trigger::Manual)
+        .await
+        .unwrap();
+    let b = h
+        .deployer
+        .deploy_tag(prod.id, "v1", Trigger::Manual)
+        .await
+        .unwrap();
     let a = h.wait_final(a).await;
     let b = h.wait_final(b).await;
-    assert_eq!((a.status, b.status), (DeployStatus::Success, DeployStatus::Success));
+    assert_eq!(
+        (a.status, b.status),
+        (DeployStatus::Success, DeployStatus::Success)
+    );
     // Each takes about 4 s to become healthy; run in turn, one would start after the other ended.
-    assert!(b.started_at.unwrap() < a.finished_at.unwrap(), "the stages overlapped");
+    assert!(
+        b.started_at.unwrap() < a.finished_at.unwrap(),
+        "the stages overlapped"
+    );
     assert!(a.started_at.unwrap() < b.finished_at.unwrap());
 }
 
@@ -250,7 +374,9 @@ async fn reconciliation_cleans_up_after_a_crash_mid_deploy() {
     let project = h.project(Some("/health"));
     let stage = h.stage(&project, "dev", 1);
     let (_, good) = h.deploy_now(&stage, "v1").await;
-    let DeployOutcome::Success { instance_id: good } = good else { panic!() };
+    let DeployOutcome::Success { instance_id: good } = good else {
+        panic!()
+    };
 
     // What a crash during health checking leaves: a deploy not final, an instance
     // `starting`, and its container running.
@@ -265,7 +391,9 @@ async fn reconciliation_cleans_up_after_a_crash_mid_deploy() {
             detected_at: None,
         })
         .unwrap();
-    h.store.set_deploy_status(deploy.id, DeployStatus::HealthChecking).unwrap();
+    h.store
+        .set_deploy_status(deploy.id, DeployStatus::HealthChecking)
+        .unwrap();
     let half = h
         .store
         .create_instance(&NewInstance {
@@ -292,7 +420,9 @@ async fn reconciliation_cleans_up_after_a_crash_mid_deploy() {
         ..Default::default()
     };
     let half_container = h.engine.create(&spec).await.unwrap();
-    h.store.set_instance_container(half.id, half_container.as_str(), None).unwrap();
+    h.store
+        .set_instance_container(half.id, half_container.as_str(), None)
+        .unwrap();
     // And a container with our labels that the store never heard of.
     spec_labels.insert(labels::INSTANCE.to_string(), "999999".into());
     let stray = h
@@ -313,21 +443,37 @@ async fn reconciliation_cleans_up_after_a_crash_mid_deploy() {
     let deploy = h.store.get_deploy(deploy.id).unwrap();
     assert_eq!(deploy.status, DeployStatus::RolledBack);
     assert!(deploy.error.unwrap().contains("interrupted"));
-    assert_eq!(h.store.get_instance(half.id).unwrap().status, InstanceStatus::Failed);
+    assert_eq!(
+        h.store.get_instance(half.id).unwrap().status,
+        InstanceStatus::Failed
+    );
     let good = h.store.get_instance(good).unwrap();
-    assert_eq!(good.status, InstanceStatus::Running, "the healthy instance is untouched");
-    assert!(h.container_exists(good.container_id.as_deref().unwrap()).await);
+    assert_eq!(
+        good.status,
+        InstanceStatus::Running,
+        "the healthy instance is untouched"
+    );
+    assert!(
+        h.container_exists(good.container_id.as_deref().unwrap())
+            .await
+    );
     let ours = h.containers().await;
     assert_eq!(ours.len(), 1, "no orphans: {ours:?}");
 
     // An instance whose container vanished is marked.
     h.engine
-        .remove(&docker_watcher::docker::ContainerId::new(good.container_id.clone().unwrap()), true)
+        .remove(
+            &docker_watcher::docker::ContainerId::new(good.container_id.clone().unwrap()),
+            true,
+        )
         .await
         .unwrap();
     let report = h.deployer.reconcile().await;
     assert_eq!(report.vanished_instances, vec![good.id]);
-    assert_eq!(h.store.get_instance(good.id).unwrap().status, InstanceStatus::Failed);
+    assert_eq!(
+        h.store.get_instance(good.id).unwrap().status,
+        InstanceStatus::Failed
+    );
 }
 
 /// A local HTTP receiver that keeps every JSON body posted to it.
@@ -356,7 +502,10 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
     h.push(HEALTHY_IMAGE, "v1").await;
     h.push(UNHEALTHY_IMAGE, "v2").await;
     let (url, received) = notification_receiver().await;
-    for (name, url) in [("receiver", url), ("dead", format!("http://127.0.0.1:{}/gone", free_port()))] {
+    for (name, url) in [
+        ("receiver", url),
+        ("dead", format!("http://127.0.0.1:{}/gone", free_port())),
+    ] {
         h.store
             .create_notification_target(&NewNotificationTarget {
                 name: name.into(),
@@ -403,6 +552,9 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
     assert_eq!(bodies[1]["failed_step"], "health_check");
     assert!(bodies[1]["error"].as_str().unwrap().contains("healthy"));
     // The silent target would hold a waiting deploy for 10 s (two 5 s tries).
-    assert!(deploy_time < Duration::from_secs(10), "deploy took {deploy_time:?}");
+    assert!(
+        deploy_time < Duration::from_secs(10),
+        "deploy took {deploy_time:?}"
+    );
     drop(silent);
 }

@@ -47,7 +47,14 @@ impl DeployHarness {
         store.update_settings(&quick_health()).unwrap();
         let engine: Arc<dyn Engine> = Arc::new(BollardEngine::connect(None).unwrap());
         let notifier: Arc<dyn Notifier> = Arc::new(HttpNotifier::new(store.clone()));
-        let deployer = Deployer::new(store.clone(), engine.clone(), proxy, notifier, DeployEvents::default()).unwrap();
+        let deployer = Deployer::new(
+            store.clone(),
+            engine.clone(),
+            proxy,
+            notifier,
+            DeployEvents::default(),
+        )
+        .unwrap();
         let registry = TestRegistry::start().await;
         DeployHarness {
             installation: store.installation_id().unwrap(),
@@ -87,7 +94,11 @@ impl DeployHarness {
     }
 
     /// Records a pending deploy and runs it to its end, bypassing the queue.
-    pub async fn deploy_now(&self, stage: &Stage, tag: &str) -> (Deploy, docker_watcher::deployer::DeployOutcome) {
+    pub async fn deploy_now(
+        &self,
+        stage: &Stage,
+        tag: &str,
+    ) -> (Deploy, docker_watcher::deployer::DeployOutcome) {
         let deploy = self
             .store
             .create_deploy(&NewDeploy {
@@ -111,7 +122,11 @@ impl DeployHarness {
             if deploy.status.is_final() {
                 return deploy;
             }
-            assert!(Instant::now() < deadline, "deploy {deploy_id} still {} after 90 s", deploy.status);
+            assert!(
+                Instant::now() < deadline,
+                "deploy {deploy_id} still {} after 90 s",
+                deploy.status
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -126,7 +141,10 @@ impl DeployHarness {
 
     /// GETs `path` from an instance through its 127.0.0.1 port.
     pub async fn get_from(&self, instance: &Instance, path: &str) -> Result<String, String> {
-        let upstream = instance.upstream.clone().ok_or("instance has no upstream")?;
+        let upstream = instance
+            .upstream
+            .clone()
+            .ok_or("instance has no upstream")?;
         let response = reqwest::Client::new()
             .get(format!("http://{upstream}{path}"))
             .timeout(Duration::from_secs(5))
@@ -136,11 +154,18 @@ impl DeployHarness {
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()));
         }
-        response.text().await.map(|t| t.trim().to_string()).map_err(|e| e.to_string())
+        response
+            .text()
+            .await
+            .map(|t| t.trim().to_string())
+            .map_err(|e| e.to_string())
     }
 
     pub async fn container_exists(&self, id: &str) -> bool {
-        self.engine.inspect_container(&ContainerId::new(id)).await.is_ok()
+        self.engine
+            .inspect_container(&ContainerId::new(id))
+            .await
+            .is_ok()
     }
 }
 
