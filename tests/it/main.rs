@@ -13,4 +13,5 @@ mod registry_client;
 mod registry_support;
 mod store;
 mod tidy;
+mod webhook;
 mod webhook_payloads;

@@ -50,7 +50,7 @@ impl TestRegistry {
         }
         if let Some(url) = &options.notify_url {
             config.push_str(&format!(
-                "notifications:\n  endpoints:\n    - name: docker-watcher\n      url: {url}\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
+                "notifications:\n  endpoints:\n    - name: docker-watcher\n      url: {url}\n      timeout: 30s\n      threshold: 3\n      backoff: 1s\n"
             ));
         }
         let config_path = dir.path().join("config.yml");
