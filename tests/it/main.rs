@@ -9,6 +9,7 @@ mod health;
 mod poller;
 mod proxy_caddy;
 mod proxy_npm;
+mod proxy_pipeline;
 mod registry_client;
 mod registry_support;
 mod store;
