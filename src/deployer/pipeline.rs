@@ -657,7 +657,7 @@ pub(super) fn upstream(
 }
 
 /// Reads back an upstream stored as `host:port`.
-fn parse_upstream(text: &str) -> Option<Upstream> {
+pub(super) fn parse_upstream(text: &str) -> Option<Upstream> {
     let (host, port) = text.rsplit_once(':')?;
     Some(Upstream {
         host: host
