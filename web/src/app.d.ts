@@ -1,0 +1,6 @@
+// Types SvelteKit looks for; the app adds none of its own.
+declare global {
+  namespace App {}
+}
+
+export {};

@@ -1,0 +1,335 @@
+// The API's JSON shapes, as the UI reads them. Field names follow the daemon's entities
+// (DESIGN.md); timestamps are RFC 3339 strings in UTC.
+
+export type DeployStatus =
+  | 'pending'
+  | 'pulling'
+  | 'starting'
+  | 'configuring_proxy'
+  | 'health_checking'
+  | 'success'
+  | 'failed'
+  | 'rolled_back'
+  | 'superseded';
+
+export const FINAL_STATUSES: readonly DeployStatus[] = [
+  'success',
+  'failed',
+  'rolled_back',
+  'superseded'
+];
+
+export type Trigger = 'webhook' | 'poll' | 'manual' | 'api';
+export type InstanceStatus = 'starting' | 'running' | 'stopped' | 'failed' | 'removing';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type RegistryKind = 'oci' | 'gitea' | 'dockerhub' | 'ghcr';
+export type ProxyKind = 'none' | 'npm' | 'caddy' | 'traefik';
+export type NotificationKind = 'webhook' | 'slack' | 'discord' | 'ntfy';
+
+export interface User {
+  id: number;
+  username: string;
+  created_at: string;
+}
+
+export interface LoginAnswer {
+  token: string;
+  csrf_token: string;
+  expires_at: string;
+  user: User;
+}
+
+export interface Me {
+  user: User;
+  auth: 'cookie' | 'session' | 'token';
+  csrf_token?: string;
+}
+
+export interface ApiTokenView {
+  id: number;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface CreatedToken {
+  id: number;
+  name: string;
+  created_at: string;
+  token: string;
+}
+
+export interface Registry {
+  id: number;
+  name: string;
+  kind: RegistryKind;
+  base_url: string;
+  username: string | null;
+  has_secret: boolean;
+  insecure: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RegistryInput {
+  name: string;
+  kind: RegistryKind;
+  base_url: string;
+  username: string | null;
+  /** Write-only; left out keeps the stored one. */
+  secret?: string | null;
+  insecure: boolean;
+}
+
+export interface CheckAnswer {
+  ok: boolean;
+  message: string;
+  endpoint?: string;
+  signed_in?: boolean;
+  tags?: number;
+}
+
+export interface EnvVar {
+  name: string;
+  /** Absent for secret values, which are write-only. */
+  value?: string | null;
+  secret: boolean;
+}
+
+export interface Project {
+  id: number;
+  name: string;
+  image: string;
+  registry_id: number | null;
+  container_port: number;
+  health_path: string | null;
+  health_interval_ms: number | null;
+  health_timeout_ms: number | null;
+  health_retries: number | null;
+  health_start_period_ms: number | null;
+  env: EnvVar[];
+  volumes: string[];
+  network: string | null;
+  memory_bytes: number | null;
+  nano_cpus: number | null;
+  auto_created: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ProjectInput {
+  name: string;
+  image: string;
+  registry_id: number | null;
+  container_port: number;
+  health_path: string | null;
+  env: EnvVar[];
+  volumes: string[];
+  network: string | null;
+}
+
+export interface ProjectEvent {
+  id: number;
+  at: string;
+  level: string;
+  message: string;
+}
+
+export interface Stage {
+  id: number;
+  project_id: number;
+  name: string;
+  tag_pattern: string;
+  version_range: string | null;
+  auto_deploy: boolean;
+  max_instances: number;
+  polling: boolean;
+  track_digest: boolean;
+  env: EnvVar[];
+  container_port: number | null;
+  health_path: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface StageInput {
+  name: string;
+  tag_pattern: string;
+  version_range: string | null;
+  auto_deploy: boolean;
+  max_instances: number;
+  polling: boolean;
+  track_digest: boolean;
+}
+
+export interface Instance {
+  id: number;
+  stage_id: number;
+  deploy_id: number | null;
+  tag: string;
+  digest: string | null;
+  container_id: string | null;
+  container_name: string;
+  upstream: string | null;
+  subdomains: string[];
+  proxy_hosts: string[];
+  status: InstanceStatus;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Deploy {
+  id: number;
+  project_id: number;
+  stage_id: number;
+  tag: string;
+  digest: string | null;
+  trigger: Trigger;
+  status: DeployStatus;
+  /** Whether the status is final (success, failed, rolled back, superseded). */
+  finished: boolean;
+  failed_step: string | null;
+  error: string | null;
+  instance_id: number | null;
+  detected_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface DeployPage {
+  deploys: Deploy[];
+  /** Pass as `before` to get the next (older) page; absent on the last page. */
+  next_before?: number | null;
+}
+
+export interface DeployFilter {
+  project_id?: number;
+  stage_id?: number;
+  status?: DeployStatus;
+  before?: number;
+  limit?: number;
+}
+
+export interface LogEntry {
+  id: number;
+  deploy_id?: number;
+  at: string;
+  level: LogLevel;
+  step: string;
+  message: string;
+}
+
+export interface PollState {
+  stage_id: number;
+  /** False until the stage was polled once. */
+  polled: boolean;
+  seen_tags: Record<string, string | null>;
+  baseline_at: string | null;
+  last_polled_at: string | null;
+  last_result: 'baseline' | 'no_change' | 'new_tag' | 'error' | null;
+  last_error: string | null;
+  last_new_tag: string | null;
+  consecutive_failures: number;
+}
+
+export interface PollOutcome {
+  stage_id: number;
+  result: string;
+  new_tag: string | null;
+  deploy_id: number | null;
+  error: string | null;
+}
+
+/** A deploy's status change, as `/api/events` and the log stream send it. */
+export interface StatusEvent {
+  deploy_id: number;
+  project_id: number;
+  stage_id: number;
+  tag: string;
+  status: DeployStatus;
+  finished: boolean;
+}
+
+export type Reachability = 'loopback' | 'network';
+
+export interface Settings {
+  base_domain: string;
+  stage_subdomain_pattern: string;
+  instance_subdomain_pattern: string;
+  poll_interval_secs: number;
+  poll_cron: string | null;
+  has_webhook_secret: boolean;
+  has_webhook_signing_secret: boolean;
+  auto_create_projects: boolean;
+  proxy_kind: ProxyKind;
+  proxy_url: string | null;
+  proxy_username: string | null;
+  has_proxy_secret: boolean;
+  proxy_certificate: string | null;
+  proxy_force_ssl: boolean;
+  reachability: Reachability;
+  reach_network: string | null;
+  health_interval_ms: number;
+  health_timeout_ms: number;
+  health_retries: number;
+  health_start_period_ms: number;
+}
+
+/** What `PUT /api/settings` takes: any subset; `null` clears an optional value. */
+export type SettingsChanges = Partial<
+  Omit<Settings, 'has_webhook_secret' | 'has_webhook_signing_secret' | 'has_proxy_secret'>
+> & {
+  proxy_secret?: string | null;
+  webhook_signing_secret?: string | null;
+};
+
+export interface WebhookUrl {
+  url: string;
+}
+
+export interface NotificationTarget {
+  id: number;
+  name: string;
+  kind: NotificationKind;
+  has_url: boolean;
+  on_success: boolean;
+  on_failure: boolean;
+  on_rollback: boolean;
+  created_at: string;
+}
+
+export interface NotificationInput {
+  name: string;
+  kind: NotificationKind;
+  /** Write-only; left out keeps the stored one. */
+  url?: string;
+  on_success: boolean;
+  on_failure: boolean;
+  on_rollback: boolean;
+}
+
+export interface TestAnswer {
+  ok: boolean;
+  message: string;
+}
+
+export interface TagView {
+  name: string;
+  created_at: string | null;
+  /** Stages whose pattern takes this tag. */
+  stages: string[];
+}
+
+export interface WebhookEvent {
+  id: number;
+  received_at: string;
+  source: string;
+  image: string | null;
+  tag: string | null;
+  outcome: string;
+  detail: string;
+  project_id: number | null;
+  stage_id: number | null;
+  deploy_id: number | null;
+}
