@@ -60,6 +60,15 @@ export function fieldError(error: unknown, field: string): string | undefined {
   return error instanceof ApiError ? error.field(field) : undefined;
 }
 
+/** The field reasons of a validation failure that a form does not show beside an input
+ * (`shown` holds field names or prefixes such as `env[`). */
+export function otherFieldErrors(error: unknown, shown: readonly string[]): [string, string][] {
+  if (!(error instanceof ApiError)) return [];
+  return Object.entries(error.fields).filter(
+    ([field]) => !shown.some((s) => field === s || (s.endsWith('[') && field.startsWith(s)))
+  );
+}
+
 /** A sentence for the person, whatever was thrown. */
 export function errorMessage(error: unknown): string {
   if (error instanceof ApiError) {
