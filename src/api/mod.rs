@@ -6,6 +6,7 @@
 
 mod error;
 mod health;
+mod ui;
 mod webhook;
 
 use std::sync::Arc;
@@ -39,6 +40,6 @@ pub fn router(state: AppState) -> Router {
             "/api/webhook/{secret}",
             post(webhook::receive).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
         )
-        .fallback(error::fallback)
+        .fallback(ui::serve)
         .with_state(state)
 }
