@@ -14,6 +14,7 @@ pub mod docker;
 pub mod health;
 pub mod image_ref;
 pub mod intake;
+pub mod metrics;
 pub mod notify;
 pub mod poller;
 pub mod proxy;

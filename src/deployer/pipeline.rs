@@ -493,7 +493,7 @@ impl Run<'_> {
         instance: Instance,
         started: Instant,
     ) -> DeployOutcome {
-        self.set_status(DeployStatus::Success);
+        // The last line goes first: a log stream closes when it sees the final status.
         self.log(
             LogLevel::Info,
             "done",
@@ -502,6 +502,14 @@ impl Run<'_> {
                 self.deploy.tag,
                 started.elapsed().as_secs_f64()
             ),
+        );
+        self.set_status(DeployStatus::Success);
+        crate::metrics::deploy_finished(
+            "success",
+            started.elapsed(),
+            self.deploy
+                .detected_at
+                .and_then(|at| (chrono::Utc::now() - at).to_std().ok()),
         );
         self.notify(plan, Outcome::Success, started, None, &instance.subdomains);
         DeployOutcome::Success {
@@ -560,6 +568,7 @@ impl Run<'_> {
             tracing::warn!(deploy_id = self.deploy.id, "cannot record failure: {e}");
         }
         self.publish(status);
+        crate::metrics::deploy_finished(status.as_str(), started.elapsed(), None);
         if let (Ok(project), Ok(stage)) = (
             self.inner.store.get_project(self.deploy.project_id),
             self.inner.store.get_stage(self.deploy.stage_id),

@@ -35,7 +35,9 @@ pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,
 };
 pub use instances::{Instance, InstanceStatus, NewInstance};
-pub use notifications::{NewNotificationTarget, NotificationKind, NotificationTarget};
+pub use notifications::{
+    NewNotificationTarget, NotificationKind, NotificationTarget, NotificationTargetUpdate,
+};
 pub use poll_state::{PollResult, PollState, SeenTags};
 pub use projects::{
     EnvVar, NewProject, Project, ProjectEvent, ProjectHealth, ProjectUpdate, StoredEnvVar,
