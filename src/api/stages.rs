@@ -290,9 +290,11 @@ pub async fn poll_state(
 }
 
 fn check_pattern(errors: &mut FieldErrors, glob: &str, range: Option<&str>) {
-    match TagPattern::parse(glob, range) {
-        Ok(_) => {}
-        Err(e @ TagPatternError::Glob { .. }) => errors.add("tag_pattern", e.to_string()),
-        Err(e @ TagPatternError::VersionRange { .. }) => errors.add("version_range", e.to_string()),
+    // Each half on its own, so both are named when both are wrong.
+    if let Err(e) = TagPattern::parse(glob, None) {
+        errors.add("tag_pattern", e.to_string());
+    }
+    if let Err(e @ TagPatternError::VersionRange { .. }) = TagPattern::parse("*", range) {
+        errors.add("version_range", e.to_string());
     }
 }
