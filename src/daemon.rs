@@ -145,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
             engine: engine.clone(),
         }),
     );
+    let shutdown = CancellationToken::new();
     let state = AppState {
         store: store.clone(),
         engine,
@@ -154,12 +155,12 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         notifier: notifier.clone(),
         web: Arc::new(WebConfig::new(config.public_url())),
         login_limiter: Arc::new(LoginLimiter::default()),
+        shutdown: shutdown.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();

@@ -6,7 +6,8 @@
 //! from the store. The log stream subscribes before it reads the backlog and skips log
 //! ids it has sent, so no entry is lost or repeated between the two.
 //!
-//! These routes are mounted outside the request timeout (a deploy can take minutes).
+//! These routes are mounted outside the request timeout (a deploy can take minutes), and
+//! end when the daemon shuts down.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -14,7 +15,7 @@ use std::convert::Infallible;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::ToSchema;
@@ -71,8 +72,12 @@ pub async fn log_stream(
         follow.finish();
     }
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
-        follow.next().await.map(|event| (Ok(event), follow))
-    });
+        follow
+            .next()
+            .await
+            .map(|item| (Ok(item.into_event()), follow))
+    })
+    .take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -118,7 +123,8 @@ pub async fn events(
                 Err(RecvError::Closed) => return None,
             }
         }
-    });
+    })
+    .take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -129,12 +135,33 @@ struct LogFollow {
     receiver: broadcast::Receiver<DeployEvent>,
     /// The highest log id sent (or given by `Last-Event-ID`).
     last_id: i64,
-    queue: VecDeque<Event>,
+    queue: VecDeque<Item>,
     done: bool,
 }
 
+/// What a log stream sends, before it becomes an SSE event.
+enum Item {
+    Log(LogEntryView),
+    Status(StatusEvent),
+    End(Result<DeployView, String>),
+}
+
+impl Item {
+    fn into_event(self) -> Event {
+        match self {
+            Item::Log(entry) => {
+                let id = entry.id.to_string();
+                json_event("log", &entry).id(id)
+            }
+            Item::Status(status) => json_event("status", &status),
+            Item::End(Ok(deploy)) => json_event("end", &deploy),
+            Item::End(Err(error)) => json_event("end", &serde_json::json!({ "error": error })),
+        }
+    }
+}
+
 impl LogFollow {
-    async fn next(&mut self) -> Option<Event> {
+    async fn next(&mut self) -> Option<Item> {
         loop {
             if let Some(event) = self.queue.pop_front() {
                 return Some(event);
@@ -146,7 +173,7 @@ impl LogFollow {
                 Ok(DeployEvent::Log(entry)) if entry.deploy_id == self.deploy_id => {
                     if entry.id > self.last_id {
                         self.last_id = entry.id;
-                        self.queue.push_back(log_event(entry.into()));
+                        self.queue.push_back(Item::Log(entry.into()));
                     }
                 }
                 Ok(DeployEvent::Status {
@@ -157,17 +184,14 @@ impl LogFollow {
                     status,
                 }) if deploy_id == self.deploy_id => {
                     self.catch_up();
-                    self.queue.push_back(json_event(
-                        "status",
-                        &StatusEvent {
-                            deploy_id,
-                            project_id,
-                            stage_id,
-                            tag,
-                            status: status.as_str().into(),
-                            finished: status.is_final(),
-                        },
-                    ));
+                    self.queue.push_back(Item::Status(StatusEvent {
+                        deploy_id,
+                        project_id,
+                        stage_id,
+                        tag,
+                        status: status.as_str().into(),
+                        finished: status.is_final(),
+                    }));
                     if status.is_final() {
                         self.finish();
                     }
@@ -198,7 +222,7 @@ impl LogFollow {
             Ok(entries) => {
                 for entry in entries {
                     self.last_id = self.last_id.max(entry.id);
-                    self.queue.push_back(log_event(entry.into()));
+                    self.queue.push_back(Item::Log(entry.into()));
                 }
             }
             Err(e) => tracing::warn!(
@@ -211,16 +235,12 @@ impl LogFollow {
     /// Queues the `end` event with the deploy as stored, and closes after it.
     fn finish(&mut self) {
         self.catch_up();
-        match self.store.get_deploy(self.deploy_id) {
-            Ok(deploy) => self
-                .queue
-                .push_back(json_event("end", &DeployView::from(deploy))),
-            Err(e) => self.queue.push_back(
-                Event::default()
-                    .event("end")
-                    .data(format!("{{\"error\":{:?}}}", e.to_string())),
-            ),
-        }
+        let deploy = self
+            .store
+            .get_deploy(self.deploy_id)
+            .map(DeployView::from)
+            .map_err(|e| e.to_string());
+        self.queue.push_back(Item::End(deploy));
         self.done = true;
     }
 
@@ -229,15 +249,87 @@ impl LogFollow {
     }
 }
 
-fn log_event(entry: LogEntryView) -> Event {
-    json_event("log", &entry).id(entry.id.to_string())
-}
-
 fn json_event<T: Serialize>(name: &str, value: &T) -> Event {
     match Event::default().event(name).json_data(value) {
         Ok(event) => event,
         Err(e) => Event::default()
             .event("error")
             .data(format!("{{\"error\":{:?}}}", e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MasterKey, Sealer};
+    use crate::deployer::DeployEvents;
+    use crate::store::{LogLevel, NewDeploy, NewProject, NewStage, Trigger};
+
+    /// More entries than the channel holds are published while nobody reads: the reader
+    /// is told it lagged, re-reads the store, and still sends every entry once, in order,
+    /// then the end.
+    #[tokio::test]
+    async fn a_reader_that_falls_behind_rereads_the_store_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        let project = store
+            .create_project(&NewProject {
+                name: "shop".into(),
+                image: "127.0.0.1:5000/acme/shop".into(),
+                container_port: 8080,
+                ..Default::default()
+            })
+            .unwrap();
+        let stage = store
+            .create_stage(&NewStage::defaults(project.id, "dev"))
+            .unwrap();
+        let deploy = store
+            .create_deploy(&NewDeploy {
+                project_id: project.id,
+                stage_id: stage.id,
+                tag: "v1".into(),
+                digest: None,
+                trigger: Trigger::Manual,
+                detected_at: None,
+            })
+            .unwrap();
+        let events = DeployEvents::default();
+        let mut follow = LogFollow {
+            store: store.clone(),
+            deploy_id: deploy.id,
+            receiver: events.subscribe(),
+            last_id: 0,
+            queue: VecDeque::new(),
+            done: false,
+        };
+        let mut written = Vec::new();
+        for i in 0..1500 {
+            let entry = store
+                .append_deploy_log(deploy.id, LogLevel::Info, "pull", &format!("line {i}"))
+                .unwrap();
+            written.push(entry.id);
+            events.publish(DeployEvent::Log(entry));
+        }
+        store
+            .set_deploy_status(deploy.id, DeployStatus::Failed)
+            .unwrap();
+        events.publish(DeployEvent::Status {
+            deploy_id: deploy.id,
+            project_id: project.id,
+            stage_id: stage.id,
+            tag: "v1".into(),
+            status: DeployStatus::Failed,
+        });
+        let mut sent = Vec::new();
+        let mut end = None;
+        while let Some(item) = follow.next().await {
+            match item {
+                Item::Log(entry) => sent.push(entry.id),
+                Item::Status(_) => {}
+                Item::End(deploy) => end = Some(deploy.unwrap().status),
+            }
+        }
+        assert_eq!(sent, written);
+        assert_eq!(end.as_deref(), Some("failed"));
     }
 }

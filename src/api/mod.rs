@@ -39,6 +39,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -84,6 +85,9 @@ pub struct AppState {
     pub notifier: HttpNotifier,
     pub web: Arc<WebConfig>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Cancelled when the daemon stops: open event streams end, so the server's graceful
+    /// shutdown (which waits for every connection) is not held up by a browser tab.
+    pub shutdown: CancellationToken,
 }
 
 /// How the daemon is reached from outside, for links and cookies.

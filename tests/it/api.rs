@@ -998,3 +998,106 @@ async fn the_session_cookie_is_secure_behind_https() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_open_event_streams() {
+    let app = spawn_app().await;
+    let login = app.login().await;
+    let response = app
+        .client
+        .get(format!("{}/api/events", app.address))
+        .bearer_auth(&login.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Bounded only so that a regression fails instead of hanging the suite.
+    tokio::time::timeout(std::time::Duration::from_secs(60), app.shutdown())
+        .await
+        .expect("shutdown waited for an open event stream");
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(60), response.bytes())
+        .await
+        .expect("the stream ended");
+    assert!(rest.is_ok(), "the stream ends cleanly: {rest:?}");
+}
+
+/// Without `DW_ADMIN_PASSWORD` the first start generates a password and logs it once;
+/// it works, and a second start neither makes another nor logs one.
+#[tokio::test]
+async fn the_first_start_logs_a_generated_admin_password_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let port = crate::support::free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_docker-watcher"))
+            .arg("serve")
+            .env("DW_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DW_DATA_DIR", dir.path().join("data"))
+            .env("NO_COLOR", "1")
+            .env_remove("DW_ADMIN_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        (child, log, format!("http://127.0.0.1:{port}"))
+    };
+    let wait_until_up = |address: &str, log: &Arc<Mutex<String>>| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !log.lock().unwrap().contains("listening on") {
+            assert!(
+                Instant::now() < deadline,
+                "no start: {}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = address;
+    };
+    let stop = |mut child: std::process::Child| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().unwrap().success());
+    };
+
+    let (child, log, address) = start();
+    wait_until_up(&address, &log);
+    let text = log.lock().unwrap().clone();
+    let password = text
+        .split("with password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no password in the log:\n{text}"))
+        .to_string();
+    assert!(password.len() >= 16, "{password}");
+    let response = reqwest::Client::new()
+        .post(format!("{address}/api/auth/login"))
+        .json(&json!({ "username": "admin", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stop(child);
+
+    let (child, log, address) = start();
+    wait_until_up(&address, &log);
+    stop(child);
+    let text = log.lock().unwrap().clone();
+    assert!(!text.contains("admin account"), "second start:\n{text}");
+    assert!(!text.contains(&password), "second start:\n{text}");
+}
