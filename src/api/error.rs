@@ -40,6 +40,8 @@ pub enum ApiError {
     TooManyRequests(Duration),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
     /// Something outside (Docker, a registry) failed; the message says what.
     #[error("{0}")]
     BadGateway(String),
@@ -117,6 +119,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(e) => {
                 tracing::error!("internal error: {e:#}");

@@ -33,7 +33,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let body = Bytes::from_request(request, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::BadRequest("the body is too large".into())
+                ApiError::TooLarge(super::BODY_LIMIT)
             } else {
                 ApiError::BadRequest(format!("cannot read the body: {e}"))
             }

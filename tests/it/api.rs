@@ -1101,3 +1101,34 @@ async fn the_first_start_logs_a_generated_admin_password_once() {
     assert!(!text.contains("admin account"), "second start:\n{text}");
     assert!(!text.contains(&password), "second start:\n{text}");
 }
+
+#[tokio::test]
+async fn answers_carry_a_request_id_and_big_bodies_are_refused() {
+    let app = spawn_app().await;
+    let login = app.login().await;
+    let response = app
+        .client
+        .get(format!("{}/api/projects", app.address))
+        .bearer_auth(&login.token)
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let big = json!({ "name": "x".repeat(300 * 1024) });
+    let response = app
+        .client
+        .post(format!("{}/api/auth/tokens", app.address))
+        .bearer_auth(&login.token)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
+    app.shutdown().await;
+}
