@@ -194,9 +194,19 @@ impl Run<'_> {
 
     async fn pull(&mut self, plan: &Plan) -> Result<(), Failure> {
         self.log(LogLevel::Info, "pull", &format!("pulling {}", plan.image));
-        // Progress is frequent; keep the layer-level lines out of the stored log.
-        let progress =
-            |p: docker::PullProgress| tracing::debug!(deploy_id = self.deploy.id, "pull: {p}");
+        // Progress arrives per downloaded chunk: the deploy log keeps one line per finished
+        // layer and the daemon's final status; the rest goes to the debug log.
+        let (inner, deploy_id) = (self.inner, self.deploy.id);
+        let progress = move |p: docker::PullProgress| {
+            let milestone = p.status == "Pull complete"
+                || p.status == "Already exists"
+                || p.status.starts_with("Status:");
+            if milestone {
+                inner.log(deploy_id, LogLevel::Debug, "pull", &p.to_string());
+            } else {
+                tracing::debug!(deploy_id, "pull: {p}");
+            }
+        };
         self.inner
             .engine
             .pull(&plan.image, plan.auth.as_ref(), &progress)
