@@ -41,6 +41,8 @@ pub struct SettingsView {
     /// `null`, `new` (Let's Encrypt) or an existing certificate id (NPM).
     pub proxy_certificate: Option<String>,
     pub proxy_force_ssl: bool,
+    /// Caddy: addresses docker-watcher's server listens on, comma-separated (`null` is `:80`).
+    pub proxy_listen: Option<String>,
     /// `loopback` (published on 127.0.0.1) or `network` (by name on `reach_network`).
     pub reachability: String,
     pub reach_network: Option<String>,
@@ -81,6 +83,9 @@ pub struct SettingsChanges {
     #[schema(value_type = Option<String>)]
     pub proxy_certificate: Option<Option<String>>,
     pub proxy_force_ssl: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub proxy_listen: Option<Option<String>>,
     pub reachability: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -121,6 +126,7 @@ impl From<Settings> for SettingsView {
             has_proxy_secret: s.has_proxy_secret,
             proxy_certificate: s.proxy_certificate,
             proxy_force_ssl: s.proxy_force_ssl,
+            proxy_listen: s.proxy_listen,
             reachability: s.reachability.as_str().into(),
             reach_network: s.reach_network,
             health_interval_ms: millis(s.health_interval),
@@ -243,6 +249,17 @@ fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, A
     if let Some(Some(url)) = &body.proxy_url {
         errors.check("proxy_url", validate::http_url(url));
     }
+    if let Some(Some(listen)) = &body.proxy_listen {
+        for address in listen.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let port = address.rsplit_once(':').map(|(_, port)| port);
+            if !port.is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0)) {
+                errors.add(
+                    "proxy_listen",
+                    format!("{address:?} must be host:port or :port, e.g. :80 or 127.0.0.1:8081"),
+                );
+            }
+        }
+    }
     let reachability = body
         .reachability
         .as_deref()
@@ -297,6 +314,7 @@ fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, A
         proxy_secret: empty_is_none(&body.proxy_secret),
         proxy_certificate: empty_is_none(&body.proxy_certificate),
         proxy_force_ssl: body.proxy_force_ssl,
+        proxy_listen: empty_is_none(&body.proxy_listen),
         reachability,
         reach_network: empty_is_none(&body.reach_network),
         health_interval,
@@ -324,6 +342,7 @@ fn apply(mut s: Settings, u: &SettingsUpdate) -> Settings {
     set(&mut s.proxy_username, &u.proxy_username);
     set(&mut s.proxy_certificate, &u.proxy_certificate);
     set(&mut s.proxy_force_ssl, &u.proxy_force_ssl);
+    set(&mut s.proxy_listen, &u.proxy_listen);
     set(&mut s.reachability, &u.reachability);
     set(&mut s.reach_network, &u.reach_network);
     if let Some(secret) = &u.proxy_secret {

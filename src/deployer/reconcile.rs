@@ -4,7 +4,8 @@
 //! - deploys a crash left mid-way are finished as failed, and what they created is removed;
 //! - containers we own but the store does not know are removed;
 //! - instances whose container vanished are marked failed;
-//! - proxy hosts we own that no instance uses any more are deleted.
+//! - proxy hosts we own that no instance uses any more are deleted, and the hosts running
+//!   instances need are put back (a proxy restarted from its own config forgets ours).
 
 use std::collections::HashSet;
 
@@ -21,6 +22,8 @@ pub struct ReconcileReport {
     pub removed_containers: Vec<String>,
     pub vanished_instances: Vec<i64>,
     pub removed_proxy_hosts: Vec<String>,
+    /// Domains whose host was missing or pointed elsewhere and was put back.
+    pub restored_proxy_hosts: Vec<String>,
     /// Things it could not check or undo (Docker down, proxy unreachable).
     pub problems: Vec<String>,
 }
@@ -30,6 +33,7 @@ pub(super) async fn reconcile(inner: &Inner) -> ReconcileReport {
     finish_interrupted_deploys(inner, &mut report).await;
     remove_unknown_containers(inner, &mut report).await;
     remove_orphan_proxy_hosts(inner, &mut report).await;
+    restore_proxy_hosts(inner, &mut report).await;
     tracing::info!(
         interrupted = report.interrupted_deploys.len(),
         removed_containers = report.removed_containers.len(),
@@ -193,6 +197,59 @@ async fn remove_orphan_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) 
                     .problems
                     .push(format!("cannot delete proxy host {}: {e}", host.domain)),
             }
+        }
+    }
+}
+
+/// Makes sure every running instance's own domain, and each stage's domain (on the newest
+/// running instance), routes where the store says. `ensure_host` changes nothing when a
+/// host is already right, so this is cheap on a healthy system.
+async fn restore_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) {
+    let proxy = inner.proxy();
+    let Ok(before) = proxy.list_hosts().await else {
+        return; // already reported by remove_orphan_proxy_hosts
+    };
+    // Each domain goes to the newest running instance that claims it (a stage's domain is
+    // claimed by all its instances; the newest one is where the last deploy put it).
+    let mut wanted: std::collections::BTreeMap<String, (i64, crate::proxy::Upstream)> =
+        Default::default();
+    for instance in inner.store.list_all_instances().unwrap_or_default() {
+        if instance.status != InstanceStatus::Running {
+            continue;
+        }
+        let Some(upstream) = instance
+            .upstream
+            .as_deref()
+            .and_then(super::pipeline::parse_upstream)
+        else {
+            continue;
+        };
+        for domain in &instance.subdomains {
+            let entry = wanted
+                .entry(domain.clone())
+                .or_insert((instance.id, upstream.clone()));
+            if instance.id >= entry.0 {
+                *entry = (instance.id, upstream.clone());
+            }
+        }
+    }
+    for (domain, (_, upstream)) in wanted {
+        let Ok(subdomain) = crate::subdomain::Subdomain::parse(&domain) else {
+            continue;
+        };
+        let already = before
+            .iter()
+            .any(|h| h.domain == domain && h.upstream == upstream);
+        let spec = crate::proxy::HostSpec {
+            domain: subdomain,
+            upstream,
+        };
+        match proxy.ensure_host(&spec).await {
+            Ok(_) if !already => report.restored_proxy_hosts.push(domain),
+            Ok(_) => {}
+            Err(e) => report
+                .problems
+                .push(format!("cannot restore proxy host {domain}: {e}")),
         }
     }
 }

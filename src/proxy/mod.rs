@@ -204,7 +204,17 @@ impl ProxyConfig {
             secret,
             certificate: settings.proxy_certificate.clone(),
             force_ssl: settings.proxy_force_ssl,
-            caddy_listen: Vec::new(),
+            caddy_listen: settings
+                .proxy_listen
+                .as_deref()
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -475,6 +485,7 @@ mod tests {
             has_proxy_secret: false,
             proxy_certificate: None,
             proxy_force_ssl: false,
+            proxy_listen: None,
             reachability: crate::store::Reachability::Loopback,
             reach_network: None,
             health_interval: Duration::from_secs(2),

@@ -56,6 +56,9 @@ pub struct Settings {
     /// `None`, `new` (Let's Encrypt) or an existing certificate id.
     pub proxy_certificate: Option<String>,
     pub proxy_force_ssl: bool,
+    /// Addresses docker-watcher's own server in Caddy listens on, comma-separated
+    /// (`None` means `:80`).
+    pub proxy_listen: Option<String>,
     pub reachability: Reachability,
     pub reach_network: Option<String>,
     pub health_interval: Duration,
@@ -80,6 +83,7 @@ pub struct SettingsUpdate {
     pub proxy_secret: Option<Option<String>>,
     pub proxy_certificate: Option<Option<String>>,
     pub proxy_force_ssl: Option<bool>,
+    pub proxy_listen: Option<Option<String>>,
     pub reachability: Option<Reachability>,
     pub reach_network: Option<Option<String>>,
     pub health_interval: Option<Duration>,
@@ -93,7 +97,7 @@ const COLUMNS: &str = "base_domain, stage_subdomain_pattern, instance_subdomain_
     webhook_signing_secret_sealed IS NOT NULL, auto_create_projects, proxy_kind, proxy_url,
     proxy_username, proxy_secret_sealed IS NOT NULL, proxy_certificate, proxy_force_ssl,
     reachability, reach_network, health_interval_ms, health_timeout_ms, health_retries,
-    health_start_period_ms";
+    health_start_period_ms, proxy_listen";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
     Ok(Settings {
@@ -117,6 +121,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
         health_timeout: super::from_millis(row.get(17)?),
         health_retries: row.get(18)?,
         health_start_period: super::from_millis(row.get(19)?),
+        proxy_listen: row.get(20)?,
     })
 }
 
@@ -144,7 +149,8 @@ impl Store {
                     auto_create_projects = ?6, proxy_kind = ?7, proxy_url = ?8, proxy_username = ?9,
                     proxy_certificate = ?10, proxy_force_ssl = ?11, reachability = ?12,
                     reach_network = ?13, health_interval_ms = ?14, health_timeout_ms = ?15,
-                    health_retries = ?16, health_start_period_ms = ?17, updated_at = ?18
+                    health_retries = ?16, health_start_period_ms = ?17, updated_at = ?18,
+                    proxy_listen = ?19
                  WHERE id = 1",
                 rusqlite::params![
                     update.base_domain.as_ref().unwrap_or(&current.base_domain),
@@ -192,6 +198,7 @@ impl Store {
                             .unwrap_or(current.health_start_period)
                     ),
                     now(),
+                    update.proxy_listen.clone().unwrap_or(current.proxy_listen),
                 ],
             )?;
             for (column, value) in [

@@ -5,26 +5,14 @@
 use std::time::Duration;
 
 use docker_watcher::client::{SseEvent, SseReader};
-use docker_watcher::docker::labels;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::support::app::{Api, TestApp, spawn_app};
 use crate::support::registry::TestRegistry;
-use crate::support::{
-    CRASH_IMAGE, HEALTHY_IMAGE, remove_containers_labelled, require_docker, unique_name,
-};
+use crate::support::{CRASH_IMAGE, HEALTHY_IMAGE, require_docker, unique_name};
 
-/// Removes every container of one daemon, also when the test fails.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        remove_containers_labelled(labels::INSTALLATION, &self.0);
-    }
-}
-
-/// A daemon with fast health checks, a registry holding `dw-test/app:healthy` as `v1`,
+/// A daemon (whose containers go when it is dropped) with fast health checks, a registry holding `dw-test/app:healthy` as `v1`,
 /// and a project with stage `dev`, all made through the API.
 struct Setup {
     app: TestApp,
@@ -33,13 +21,11 @@ struct Setup {
     repository: String,
     project: Value,
     stage: Value,
-    _cleanup: Cleanup,
 }
 
 async fn setup() -> Setup {
     require_docker();
     let app = spawn_app().await;
-    let cleanup = Cleanup(app.installation_id());
     let registry = TestRegistry::start().await;
     let repository = unique_name("acme/shop");
     registry.push(HEALTHY_IMAGE, &repository, "v1").await;
@@ -72,7 +58,6 @@ async fn setup() -> Setup {
         repository,
         project,
         stage,
-        _cleanup: cleanup,
     }
 }
 

@@ -139,6 +139,7 @@ CREATE TABLE settings (
     proxy_secret_sealed           TEXT,
     proxy_certificate             TEXT,
     proxy_force_ssl               INTEGER NOT NULL DEFAULT 0 CHECK (proxy_force_ssl IN (0, 1)),
+    proxy_listen                  TEXT,
     reachability                  TEXT NOT NULL DEFAULT 'loopback' CHECK (reachability IN ('loopback', 'network')),
     reach_network                 TEXT,
     health_interval_ms            INTEGER NOT NULL DEFAULT 5000 CHECK (health_interval_ms > 0),

@@ -19,6 +19,7 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 pub struct TestApp {
     pub address: String,
+    installation: String,
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     daemon: Option<Daemon>,
@@ -46,7 +47,12 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         ..Config::default()
     };
     let daemon = daemon::start(config).await.expect("daemon starts");
+    daemon
+        .store
+        .update_settings(&super::deploy::quick_health())
+        .expect("quick health checks");
     TestApp {
+        installation: daemon.store.installation_id().expect("installation id"),
         address: format!("http://{}", daemon.addr),
         client: reqwest::Client::new(),
         data_dir,
@@ -75,7 +81,7 @@ impl TestApp {
 
     /// This daemon's installation id: every container it makes carries it as a label.
     pub fn installation_id(&self) -> String {
-        self.store().installation_id().expect("installation id")
+        self.installation.clone()
     }
 
     /// Signs in as admin; panics unless it works.
@@ -129,10 +135,81 @@ impl TestApp {
         }
     }
 
+    /// The full webhook URL, as a registry is told it.
+    pub fn webhook_url(&self) -> String {
+        let secret = self
+            .store()
+            .webhook_secret()
+            .unwrap()
+            .expect("webhook secret");
+        format!("{}/api/webhook/{secret}", self.address)
+    }
+
+    /// POSTs `body` to the webhook with the given headers (JSON unless they say otherwise).
+    pub async fn post_webhook(
+        &self,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        self.post_webhook_to(&self.webhook_url(), body, headers)
+            .await
+    }
+
+    pub async fn post_webhook_to(
+        &self,
+        url: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.post(url).body(body.to_vec());
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("webhook request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Waits (bounded) until the deploy reaches a final status.
+    pub async fn wait_final(&self, deploy_id: i64) -> docker_watcher::store::Deploy {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let deploy = self.store().get_deploy(deploy_id).unwrap();
+            if deploy.status.is_final() {
+                return deploy;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deploy {deploy_id} stuck in {}",
+                deploy.status
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(daemon) = self.daemon.take() {
             daemon.shutdown().await.expect("clean shutdown");
         }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        super::remove_containers_labelled(
+            docker_watcher::docker::labels::INSTALLATION,
+            &self.installation,
+        );
     }
 }
 
