@@ -108,6 +108,24 @@ async fn run() {
             .status();
     }
 
+    // Where the time of the last deploy went, step by step.
+    let last = store
+        .list_recent_deploys(1)
+        .expect("deploys")
+        .pop()
+        .expect("a deploy");
+    let logs = store.deploy_logs(last.id, 0).expect("logs");
+    let start = last.created_at;
+    let mut steps = String::new();
+    for entry in &logs {
+        let offset = (entry.at - start).num_milliseconds();
+        steps.push_str(&format!(
+            "    +{offset:>5} ms  {:<13} {}\n",
+            entry.step,
+            first_line(&entry.message)
+        ));
+    }
+
     let (w, b) = (median(&mut watcher), median(&mut bare));
     println!("deploy benchmark, {ROUNDS} rounds each, small busybox image from a local registry");
     println!(
@@ -124,6 +142,7 @@ async fn run() {
         "  ratio (docker-watcher / bare)     : {:.2}",
         w.as_secs_f64() / b.as_secs_f64()
     );
+    println!("  the last deploy, step by step:\n{steps}");
 }
 
 async fn deploy_once(deployer: &Deployer, store: &Store, stage_id: i64, tag: &str) -> Duration {
@@ -261,6 +280,10 @@ fn run_ok(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 fn median(values: &mut [Duration]) -> Duration {

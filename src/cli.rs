@@ -1,7 +1,8 @@
 //! The command line: `serve` runs the daemon, `rotate-key` re-seals every secret under
-//! a new master key. (Client subcommands over the REST API come with the API.)
+//! a new master key, and the other subcommands are a client of a running daemon's REST
+//! API (see `client`).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::ConfigFlags;
 
@@ -22,9 +23,104 @@ pub enum Command {
     /// Run the daemon: open the store, connect to Docker, serve the API and /healthz.
     ///
     /// Creates the data folder, the database and a 0600 master key file on first start,
-    /// and generates the webhook secret. Stops gracefully on Ctrl-C or SIGTERM.
+    /// and generates the webhook secret. Creates the `admin` account on first start with
+    /// the password in DW_ADMIN_PASSWORD, or a generated one printed once in the log.
+    /// Stops gracefully on Ctrl-C or SIGTERM.
     Serve,
     /// Generate a new master key and re-seal every stored secret with it, in one
     /// transaction. Stop the daemon first: it holds the data folder's lock.
     RotateKey,
+    /// List projects (client of a running daemon).
+    Projects {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List recent deploys, newest first (client).
+    Deploys {
+        /// Only this project (by name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Only this stage (by name; needs --project).
+        #[arg(long, requires = "project")]
+        stage: Option<String>,
+        /// Only deploys with this status, e.g. `failed`.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Deploy a tag to a stage (client). With --follow, shows the deploy's log live and
+    /// exits non-zero (3) unless the deploy succeeds.
+    Deploy {
+        /// Project name.
+        project: String,
+        /// Stage name.
+        stage: String,
+        /// The image tag to deploy.
+        tag: String,
+        /// Follow the log until the deploy ends.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Roll a stage back to the tag that was live before the current one (client).
+    Rollback {
+        /// Project name.
+        project: String,
+        /// Stage name.
+        stage: String,
+        /// Follow the log until the deploy ends.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a deploy's log (client); --follow streams it until the deploy ends.
+    Logs {
+        /// The deploy's id (see `deploys`).
+        deploy_id: i64,
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Manage API tokens (client).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a named token and print it (shown once).
+    Create {
+        /// Lowercase letters, digits and dashes, e.g. `ci`.
+        name: String,
+    },
+    /// List tokens (names and last use, never values).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id (see `token list`).
+        id: i64,
+    },
+}
+
+/// Where the daemon is and how to sign in to it.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Base URL of the daemon.
+    #[arg(long, env = "DW_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An API token (create one with `token create` or in the UI), or the token login
+    /// returns.
+    #[arg(long, env = "DW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

@@ -32,6 +32,21 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter: `info`, `debug`, `docker_watcher=debug,tower_http=info`.
     pub log_level: String,
+    /// Password of the admin account made on first start (`DW_ADMIN_PASSWORD` only, never
+    /// a file or a flag, so it does not end up in shell history or a config backup);
+    /// `None` generates one and logs it once. Ignored once the account exists.
+    #[serde(skip)]
+    pub admin_password: Option<Secret>,
+}
+
+/// A value kept out of `Debug` output and logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -51,6 +66,7 @@ impl Default for Config {
             public_url: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            admin_password: None,
         }
     }
 }
@@ -115,12 +131,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        // Only the keys we know: other DW_ variables (the admin password, the CLI
-        // client's server and token) are not configuration of the daemon.
+        // Only the keys we know: the CLI client's DW_SERVER and DW_TOKEN are not
+        // configuration of the daemon, and the admin password is read apart (below) so
+        // it can never come from a file.
         figment = figment
             .merge(Env::prefixed(ENV_PREFIX).only(ENV_KEYS))
             .merge(Serialized::globals(flags));
-        let config: Config = figment.extract().map_err(|e| {
+        let mut config: Config = figment.extract().map_err(|e| {
             ConfigError(
                 e.into_iter()
                     .map(|e| e.to_string())
@@ -129,6 +146,10 @@ impl Config {
             )
         })?;
         config.validate()?;
+        config.admin_password = std::env::var(ADMIN_PASSWORD_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret);
         Ok(config)
     }
 
@@ -167,6 +188,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The variable holding the first admin password.
+pub const ADMIN_PASSWORD_ENV: &str = "DW_ADMIN_PASSWORD";
 
 /// The `DW_*` variables that configure the daemon, without the prefix.
 const ENV_KEYS: &[&str] = &[

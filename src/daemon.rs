@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, LoginLimiter, WebConfig};
 use crate::config::Config;
 use crate::crypto::{KeyFile, MasterKey, Sealer};
 use crate::deployer::{DeployEvents, Deployer};
@@ -76,6 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     let (sealer, rotation_pending) = load_sealer(&config)?;
     let mut store = Store::open(&config.data_dir, sealer.clone())
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store_had_users = store.count_users()? > 0;
     if rotation_pending {
         tracing::warn!("finishing a key rotation that was interrupted");
         complete_rotation(&config, &mut store, sealer)?;
@@ -87,6 +88,23 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     match engine.version().await {
         Ok(v) => tracing::info!(version = %v.version, api = %v.api_version, "connected to docker"),
         Err(e) => tracing::warn!("docker is unreachable, will keep trying: {e}"),
+    }
+
+    crate::metrics::install();
+    match api::ensure_admin(&store, config.admin_password.as_ref().map(|p| p.0.as_str()))
+        .context("cannot create the admin account")?
+    {
+        Some(password) => tracing::warn!(
+            "created the admin account; sign in as `{}` with password {password} (shown once: \
+             change it in the UI or with PUT /api/auth/password, or set DW_ADMIN_PASSWORD \
+             before the first start)",
+            api::auth::ADMIN_USERNAME
+        ),
+        None if config.admin_password.is_some() && !store_had_users => tracing::info!(
+            "created the admin account `{}` with the password from DW_ADMIN_PASSWORD",
+            api::auth::ADMIN_USERNAME
+        ),
+        None => {}
     }
 
     let (secret, generated) = store.ensure_webhook_secret()?;
@@ -127,18 +145,22 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
             engine: engine.clone(),
         }),
     );
+    let shutdown = CancellationToken::new();
     let state = AppState {
         store: store.clone(),
         engine,
         deployer: deployer.clone(),
         intake,
         poller: poller.clone(),
+        notifier: notifier.clone(),
+        web: Arc::new(WebConfig::new(config.public_url())),
+        login_limiter: Arc::new(LoginLimiter::default()),
+        shutdown: shutdown.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();

@@ -335,8 +335,9 @@ pub async fn wait_healthy(
     }
 }
 
-/// The first pause between probes in the start period; it grows by a quarter each time.
-const FIRST_DELAY: Duration = Duration::from_millis(200);
+/// The first pause between probes in the start period; it grows by a quarter each time
+/// (50 ms, 62 ms, 78 ms, … 1 s): a container up in 300 ms is seen within about 50 ms of it.
+const FIRST_DELAY: Duration = Duration::from_millis(50);
 /// The longest pause between probes in the start period.
 const MAX_FAST_DELAY: Duration = Duration::from_secs(1);
 /// How many log lines a failure report carries.

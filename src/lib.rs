@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
@@ -14,6 +15,7 @@ pub mod docker;
 pub mod health;
 pub mod image_ref;
 pub mod intake;
+pub mod metrics;
 pub mod notify;
 pub mod poller;
 pub mod proxy;

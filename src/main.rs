@@ -1,16 +1,33 @@
-//! The `docker-watcher` binary: parse the command line, read the configuration, set up
-//! logging, and hand over to the library.
+//! The `docker-watcher` binary: parse the command line; for `serve` and `rotate-key`
+//! read the configuration, set up logging and hand over to the library; the other
+//! subcommands are the API client (`client`), which needs neither.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use docker_watcher::cli::{Cli, Command};
-use docker_watcher::config::{Config, LogFormat};
-use docker_watcher::daemon;
+use docker_watcher::config::{Config, ConfigFlags, LogFormat};
+use docker_watcher::{client, daemon};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
+    match cli.command {
+        Command::Serve => run_daemon(&cli.config, |config| {
+            tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(daemon::run(config)))
+        }),
+        Command::RotateKey => run_daemon(&cli.config, |config| {
+            daemon::rotate_key(&config).map(|count| {
+                println!("re-sealed {count} secrets under a new master key");
+            })
+        }),
+        other => client::run(other),
+    }
+}
+
+fn run_daemon(flags: &ConfigFlags, run: impl FnOnce(Config) -> anyhow::Result<()>) -> ExitCode {
+    let config = match Config::load(flags) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("docker-watcher: {e}");
@@ -18,15 +35,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let result = match cli.command {
-        Command::Serve => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(daemon::run(config))),
-        Command::RotateKey => daemon::rotate_key(&config).map(|count| {
-            println!("re-sealed {count} secrets under a new master key");
-        }),
-    };
-    match result {
+    match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -193,6 +193,7 @@ impl Poller {
             },
             Err(e) => Err(e),
         };
+        crate::metrics::poll(&watch.registry.base_url, listing.is_ok());
         let (client, listing) = match listing {
             Ok(ok) => {
                 self.backoff
@@ -380,7 +381,7 @@ pub fn split_image(image: &str) -> (&str, String) {
 
 /// A registry nobody configured: anonymous, by host; plain HTTP only on loopback, as
 /// Docker itself allows.
-fn implicit_registry(host: &str) -> RegistryConfig {
+pub fn implicit_registry(host: &str) -> RegistryConfig {
     let kind = match host {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => RegistryKind::DockerHub,
         "ghcr.io" => RegistryKind::Ghcr,

@@ -8,6 +8,10 @@ use serde_json::{Value, json};
 
 use super::AppState;
 
+/// Liveness and readiness: the store and Docker, each with `ok` and details.
+#[utoipa::path(get, path = "/healthz", tag = "system", security(()),
+    responses((status = 200, body = Object, description = "up (`status` is `degraded` when Docker is unreachable)"),
+        (status = 503, body = Object, description = "the store cannot be read")))]
 pub(super) async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = match state.store.ping() {
         Ok(()) => json!({ "ok": true }),

@@ -14,7 +14,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::{AppState, not_found};
-use crate::intake::PushOutcome;
+use crate::intake::{PushOutcome, WebhookOutcomeText};
 use crate::store::{NewWebhookEvent, WebhookOutcome};
 use crate::webhook::{
     IgnoreReason, ParseOptions, ParsedEvent, detect_format, parse_payload, verify_signature,
@@ -40,6 +40,15 @@ enum EventAnswer {
     },
 }
 
+/// Registries and CI report pushes here. The secret in the path is the credential; a
+/// wrong one answers exactly like an unknown path.
+#[utoipa::path(post, path = "/webhook/{secret}", tag = "webhook", security(()),
+    params(("secret" = String, Path, description = "the webhook secret (see GET /api/settings/webhook)")),
+    request_body(content = Object, description = "a registry's own notification format, or `{\"image\": \"host/org/app:tag\"}`"),
+    responses((status = 202, body = Object, description = "what became of each event"),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody,
+            description = "the signature does not match"),
+        (status = 404, body = super::error::ErrorBody), (status = 413, description = "body over 1 MiB")))]
 pub(super) async fn receive(
     State(state): State<AppState>,
     Path(secret): Path<String>,
@@ -96,11 +105,21 @@ pub(super) async fn receive(
                 .handle_push(format.as_str(), &push.image, push.digest.as_deref())
                 .await
             {
-                Ok(outcome) => events.push(EventAnswer::Push(outcome)),
-                Err(e) => return internal(&e.to_string()),
+                Ok(outcome) => {
+                    crate::metrics::webhook_event(match outcome.outcome {
+                        WebhookOutcomeText::Deployed => "deployed",
+                        WebhookOutcomeText::Ignored => "ignored",
+                    });
+                    events.push(EventAnswer::Push(outcome));
+                }
+                Err(e) => {
+                    crate::metrics::webhook_event("error");
+                    return internal(&e.to_string());
+                }
             },
             ParsedEvent::Ignored(ignored) => {
                 // Registries send a notification per blob and per pull: not worth a record.
+                crate::metrics::webhook_event("ignored");
                 if !matches!(
                     ignored.reason,
                     IgnoreReason::Pull | IgnoreReason::LayerPush | IgnoreReason::Ping
@@ -140,6 +159,7 @@ fn secret_matches(state: &AppState, given: &str) -> bool {
 
 /// A request that got past the secret but could not be used: recorded, answered with why.
 fn reject(state: &AppState, source: &str, status: StatusCode, reason: &str) -> Response {
+    crate::metrics::webhook_event("rejected");
     let _ = state.store.record_webhook_event(&NewWebhookEvent {
         source: source.to_string(),
         outcome: Some(WebhookOutcome::Rejected),

@@ -196,6 +196,13 @@ impl Inner {
     }
 
     fn supersede(&self, deploy_id: i64, by: i64) {
+        // Logged before the status changes: a log stream closes at the final status.
+        self.log(
+            deploy_id,
+            LogLevel::Info,
+            "queue",
+            &format!("superseded by deploy {by}"),
+        );
         if let Err(e) = self
             .store
             .set_deploy_status(deploy_id, DeployStatus::Superseded)
@@ -203,12 +210,6 @@ impl Inner {
             tracing::warn!(deploy_id, "cannot mark deploy superseded: {e}");
             return;
         }
-        self.log(
-            deploy_id,
-            LogLevel::Info,
-            "queue",
-            &format!("superseded by deploy {by}"),
-        );
         if let Ok(deploy) = self.store.get_deploy(deploy_id) {
             self.publish_status(
                 &deploy_id,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
 use crate::health::{self, HealthPolicy, HealthProbe, Reachability};
 use crate::notify::{DeployNotification, Outcome};
-use crate::proxy::{HostId, HostSpec, Upstream};
+use crate::proxy::{HostId, HostSpec, ProxyError, Upstream};
 use crate::store::{
     self, Deploy, DeployStatus, Instance, InstanceStatus, LogLevel, NewInstance, Project, Stage,
 };
@@ -68,11 +68,18 @@ fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
     move |message| Failure { step, message }
 }
 
-/// What this deploy created, undone in reverse order on failure.
+/// What this deploy created (or moved), undone in reverse order on failure.
 enum Created {
     Instance(i64),
     Container(ContainerId),
     ProxyHost(HostId),
+    /// The stage's domain was (or may have been) pointed at the new instance: point it
+    /// back at `previous`, or delete it when the stage had no live instance before.
+    StageHost {
+        domain: Subdomain,
+        id: Option<HostId>,
+        previous: Option<Upstream>,
+    },
 }
 
 struct Run<'a> {
@@ -187,9 +194,19 @@ impl Run<'_> {
 
     async fn pull(&mut self, plan: &Plan) -> Result<(), Failure> {
         self.log(LogLevel::Info, "pull", &format!("pulling {}", plan.image));
-        // Progress is frequent; keep the layer-level lines out of the stored log.
-        let progress =
-            |p: docker::PullProgress| tracing::debug!(deploy_id = self.deploy.id, "pull: {p}");
+        // Progress arrives per downloaded chunk: the deploy log keeps one line per finished
+        // layer and the daemon's final status; the rest goes to the debug log.
+        let (inner, deploy_id) = (self.inner, self.deploy.id);
+        let progress = move |p: docker::PullProgress| {
+            let milestone = p.status == "Pull complete"
+                || p.status == "Already exists"
+                || p.status.starts_with("Status:");
+            if milestone {
+                inner.log(deploy_id, LogLevel::Debug, "pull", &p.to_string());
+            } else {
+                tracing::debug!(deploy_id, "pull: {p}");
+            }
+        };
         self.inner
             .engine
             .pull(&plan.image, plan.auth.as_ref(), &progress)
@@ -444,33 +461,87 @@ impl Run<'_> {
             return Ok(());
         };
         let proxy = self.inner.proxy();
-        let mut hosts = Vec::new();
-        for domain in [instance_domain, stage_domain] {
-            let id = proxy
-                .ensure_host(&HostSpec {
-                    domain: domain.clone(),
-                    upstream: upstream.clone(),
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .map_err(fail("proxy"))?;
-            // The stage host existed before this deploy and points elsewhere on failure;
-            // only the instance's own host is ours to remove on rollback.
-            if domain == instance_domain {
-                self.created.push(Created::ProxyHost(id.clone()));
+        let tag_host = proxy
+            .ensure_host(&HostSpec {
+                domain: instance_domain.clone(),
+                upstream: upstream.clone(),
+            })
+            .await;
+        let tag_host = match tag_host {
+            Ok(id) => id,
+            Err(e) => {
+                // nginx refused the config of a host that now exists: it is ours to remove.
+                if let ProxyError::NginxRejected { id, .. } = &e {
+                    self.created.push(Created::ProxyHost(id.clone()));
+                }
+                return Err(fail("proxy")(e.to_string()));
             }
-            self.log(LogLevel::Info, "proxy", &format!("{domain} → {upstream}"));
-            hosts.push(id.to_string());
+        };
+        self.created.push(Created::ProxyHost(tag_host.clone()));
+        self.log(
+            LogLevel::Info,
+            "proxy",
+            &format!("{instance_domain} → {upstream}"),
+        );
+
+        let previous = self.stage_upstream_before(plan, instance);
+        self.created.push(Created::StageHost {
+            domain: stage_domain.clone(),
+            id: None,
+            previous: previous.clone(),
+        });
+        let stage_host = proxy
+            .ensure_host(&HostSpec {
+                domain: stage_domain.clone(),
+                upstream: upstream.clone(),
+            })
+            .await;
+        let stage_host = match stage_host {
+            Ok(id) => id,
+            Err(e) => {
+                if let (
+                    ProxyError::NginxRejected { id: made, .. },
+                    Some(Created::StageHost { id, .. }),
+                ) = (&e, self.created.last_mut())
+                {
+                    *id = Some(made.clone());
+                }
+                return Err(fail("proxy")(e.to_string()));
+            }
+        };
+        if let Some(Created::StageHost { id, .. }) = self.created.last_mut() {
+            *id = Some(stage_host);
         }
+        self.log(
+            LogLevel::Info,
+            "proxy",
+            &match previous {
+                Some(old) => format!("{stage_domain} → {upstream} (was {old})"),
+                None => format!("{stage_domain} → {upstream}"),
+            },
+        );
         self.inner
             .store
             .set_instance_routing(
                 instance.id,
                 &[instance_domain.to_string(), stage_domain.to_string()],
-                &hosts[..1],
+                &[tag_host.to_string()],
             )
             .map_err(|e| e.to_string())
             .map_err(fail("proxy"))
+    }
+
+    /// Where the stage's domain pointed before this deploy: the newest other running
+    /// instance of the stage.
+    fn stage_upstream_before(&self, plan: &Plan, instance: &Instance) -> Option<Upstream> {
+        self.inner
+            .store
+            .list_instances(plan.stage.id)
+            .ok()?
+            .into_iter()
+            .rev()
+            .filter(|i| i.id != instance.id && i.status == InstanceStatus::Running)
+            .find_map(|i| i.upstream.as_deref().and_then(parse_upstream))
     }
 
     /// Marks the new instance running and retires what the rules say must go.
@@ -493,7 +564,7 @@ impl Run<'_> {
         instance: Instance,
         started: Instant,
     ) -> DeployOutcome {
-        self.set_status(DeployStatus::Success);
+        // The last line goes first: a log stream closes when it sees the final status.
         self.log(
             LogLevel::Info,
             "done",
@@ -502,6 +573,14 @@ impl Run<'_> {
                 self.deploy.tag,
                 started.elapsed().as_secs_f64()
             ),
+        );
+        self.set_status(DeployStatus::Success);
+        crate::metrics::deploy_finished(
+            "success",
+            started.elapsed(),
+            self.deploy
+                .detected_at
+                .and_then(|at| (chrono::Utc::now() - at).to_std().ok()),
         );
         self.notify(plan, Outcome::Success, started, None, &instance.subdomains);
         DeployOutcome::Success {
@@ -521,6 +600,35 @@ impl Run<'_> {
                             "rollback",
                             &format!("cannot delete proxy host {id}: {e}"),
                         );
+                    }
+                }
+                Created::StageHost {
+                    domain,
+                    id,
+                    previous,
+                } => {
+                    let proxy = self.inner.proxy();
+                    let undone = match (previous, id) {
+                        (Some(upstream), _) => {
+                            let back = format!("{domain} back to {upstream}");
+                            proxy
+                                .ensure_host(&HostSpec { domain, upstream })
+                                .await
+                                .map(|_| back)
+                        }
+                        (None, Some(id)) => proxy
+                            .delete_host(&id)
+                            .await
+                            .map(|_| format!("removed {domain}")),
+                        (None, None) => Ok(format!("{domain} untouched")),
+                    };
+                    match undone {
+                        Ok(what) => self.log(LogLevel::Info, "rollback", &what),
+                        Err(e) => self.log(
+                            LogLevel::Warn,
+                            "rollback",
+                            &format!("cannot restore the stage's domain: {e}"),
+                        ),
                     }
                 }
                 Created::Container(id) => {
@@ -560,6 +668,7 @@ impl Run<'_> {
             tracing::warn!(deploy_id = self.deploy.id, "cannot record failure: {e}");
         }
         self.publish(status);
+        crate::metrics::deploy_finished(status.as_str(), started.elapsed(), None);
         if let (Ok(project), Ok(stage)) = (
             self.inner.store.get_project(self.deploy.project_id),
             self.inner.store.get_stage(self.deploy.stage_id),

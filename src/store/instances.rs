@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
-use super::projects::json_column;
 use super::{
-    Store, StoreResult, changed_or_not_found, now, one, parse_column, parse_time, text_enum,
+    Store, StoreResult, changed_or_not_found, json_column, now, one, parse_column, parse_time,
+    text_enum,
 };
 
 text_enum! {

@@ -12,6 +12,7 @@
 //! file), so async callers make them directly; the connection sits behind a mutex.
 
 mod deploys;
+mod env;
 mod instances;
 mod notifications;
 mod poll_state;
@@ -35,7 +36,9 @@ pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,
 };
 pub use instances::{Instance, InstanceStatus, NewInstance};
-pub use notifications::{NewNotificationTarget, NotificationKind, NotificationTarget};
+pub use notifications::{
+    NewNotificationTarget, NotificationKind, NotificationTarget, NotificationTargetUpdate,
+};
 pub use poll_state::{PollResult, PollState, SeenTags};
 pub use projects::{
     EnvVar, NewProject, Project, ProjectEvent, ProjectHealth, ProjectUpdate, StoredEnvVar,
@@ -166,8 +169,9 @@ impl Store {
             for column in SEALED_COLUMNS {
                 count += reseal_column(&tx, &new_sealer, column)?;
             }
-            count += projects::reseal_env(&tx, &new_sealer)?;
-            count += stages::reseal_env(&tx, &new_sealer)?;
+            for table in env::ENV_TABLES {
+                count += env::reseal_env_table(&tx, &new_sealer, table)?;
+            }
             tx.commit()?;
             count
         };
@@ -262,6 +266,13 @@ fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
 
 fn parse_opt_time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_time).transpose()
+}
+
+/// Reads a JSON column into `T`, as a conversion error when it does not parse.
+fn json_column<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
 }
 
 /// Maps a parse failure of a stored enum to a conversion error instead of a panic.

@@ -46,6 +46,17 @@ pub struct NewNotificationTarget {
     pub on_rollback: bool,
 }
 
+/// Fields left `None` keep their value.
+#[derive(Clone, Debug, Default)]
+pub struct NotificationTargetUpdate {
+    pub name: Option<String>,
+    pub kind: Option<NotificationKind>,
+    pub url: Option<String>,
+    pub on_success: Option<bool>,
+    pub on_failure: Option<bool>,
+    pub on_rollback: Option<bool>,
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
     Ok(NotificationTarget {
         id: row.get(0)?,
@@ -115,6 +126,40 @@ impl Store {
             id,
         )?;
         self.open_secret(&URL.context(id), &sealed)
+    }
+
+    pub fn update_notification_target(
+        &self,
+        id: i64,
+        update: &NotificationTargetUpdate,
+    ) -> StoreResult<NotificationTarget> {
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE notification_targets SET name = COALESCE(?2, name), kind = COALESCE(?3, kind),
+                    on_success = COALESCE(?4, on_success), on_failure = COALESCE(?5, on_failure),
+                    on_rollback = COALESCE(?6, on_rollback)
+                 WHERE id = ?1",
+                (
+                    id,
+                    &update.name,
+                    update.kind.map(NotificationKind::as_str),
+                    update.on_success,
+                    update.on_failure,
+                    update.on_rollback,
+                ),
+            )?;
+            changed_or_not_found(changed, "notification target", id)?;
+            if let Some(url) = &update.url {
+                tx.execute(
+                    "UPDATE notification_targets SET url_sealed = ?1 WHERE id = ?2",
+                    (self.seal(&URL.context(id), url), id),
+                )?;
+            }
+            tx.commit()?;
+        }
+        self.get_notification_target(id)
     }
 
     pub fn delete_notification_target(&self, id: i64) -> StoreResult<()> {

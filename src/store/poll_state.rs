@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 
-use super::projects::json_column;
-use super::{Store, StoreResult, now, parse_column, parse_opt_time, text_enum};
+use super::{Store, StoreResult, json_column, now, parse_column, parse_opt_time, text_enum};
 
 text_enum! {
     pub enum PollResult {

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, Transaction};
-use serde::{Deserialize, Serialize};
+use rusqlite::Row;
 
-use super::{Store, StoreError, StoreResult, changed_or_not_found, now, one, parse_time};
-use crate::crypto::Sealer;
+use super::env::{self, EnvColumnEntry, stored_var};
+use super::{
+    Store, StoreError, StoreResult, changed_or_not_found, json_column, now, one, parse_time,
+};
 
 /// A stored project. Secret env values are not here: ask [`Store::project_env`].
 #[derive(Clone, Debug, PartialEq)]
@@ -100,20 +101,14 @@ pub struct ProjectEvent {
     pub message: String,
 }
 
-/// One env var in the JSON column: a plain value or a sealed one.
-#[derive(Clone, Serialize, Deserialize)]
-pub(super) struct EnvColumnEntry {
-    name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sealed: Option<String>,
-}
-
 const COLUMNS: &str =
     "id, name, image, registry_id, container_port, health_path, health_interval_ms,
     health_timeout_ms, health_retries, health_start_period_ms, env_json, volumes_json, network,
     memory_bytes, nano_cpus, auto_created, created_at, updated_at";
+
+fn millis(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
     let env: Vec<EnvColumnEntry> = json_column(row.get::<_, String>(10)?)?;
@@ -139,125 +134,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
         created_at: parse_time(&row.get::<_, String>(16)?)?,
         updated_at: parse_time(&row.get::<_, String>(17)?)?,
     })
-}
-
-pub(super) fn stored_var(entry: EnvColumnEntry) -> StoredEnvVar {
-    StoredEnvVar {
-        secret: entry.sealed.is_some(),
-        value: entry.value,
-        name: entry.name,
-    }
-}
-
-pub(super) fn json_column<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
-}
-
-fn millis(d: Option<Duration>) -> Option<i64> {
-    d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Seals the secret vars of `vars` for `owner` (e.g. `projects.env:7`), keeping the sealed
-/// value of a secret sent without one.
-pub(super) fn seal_env(
-    sealer: &Sealer,
-    owner: &str,
-    vars: &[EnvVar],
-    previous: &[EnvColumnEntry],
-) -> StoreResult<Vec<EnvColumnEntry>> {
-    let mut seen = std::collections::HashSet::new();
-    vars.iter()
-        .map(|var| {
-            if !seen.insert(var.name.as_str()) {
-                return Err(StoreError::Invalid(format!(
-                    "env var {} is given twice",
-                    var.name
-                )));
-            }
-            let context = format!("{owner}:{}", var.name);
-            match (&var.value, var.secret) {
-                (Some(value), true) => Ok(EnvColumnEntry {
-                    name: var.name.clone(),
-                    value: None,
-                    sealed: Some(sealer.seal(&context, value)),
-                }),
-                (Some(value), false) => Ok(EnvColumnEntry {
-                    name: var.name.clone(),
-                    value: Some(value.clone()),
-                    sealed: None,
-                }),
-                (None, true) => previous
-                    .iter()
-                    .find(|p| p.name == var.name && p.sealed.is_some())
-                    .cloned()
-                    .ok_or_else(|| {
-                        StoreError::Invalid(format!("secret env var {} needs a value", var.name))
-                    }),
-                (None, false) => Err(StoreError::Invalid(format!(
-                    "env var {} needs a value",
-                    var.name
-                ))),
-            }
-        })
-        .collect()
-}
-
-/// Opens a JSON env column into name/value pairs for a container.
-pub(super) fn open_env(
-    sealer: &Sealer,
-    owner: &str,
-    entries: Vec<EnvColumnEntry>,
-) -> StoreResult<Vec<(String, String)>> {
-    entries
-        .into_iter()
-        .map(|entry| {
-            let value = match (entry.value, entry.sealed) {
-                (_, Some(sealed)) => sealer.open(&format!("{owner}:{}", entry.name), &sealed)?,
-                (Some(value), None) => value,
-                (None, None) => String::new(),
-            };
-            Ok((entry.name, value))
-        })
-        .collect()
-}
-
-/// Re-seals the env JSON of every row of `table` (rotation).
-pub(super) fn reseal_env_table(
-    tx: &Transaction,
-    sealer: &Sealer,
-    table: &str,
-) -> StoreResult<usize> {
-    let rows: Vec<(i64, String)> = tx
-        .prepare(&format!("SELECT id, env_json FROM {table}"))?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut count = 0;
-    for (id, json) in rows {
-        let mut entries: Vec<EnvColumnEntry> = serde_json::from_str(&json)?;
-        let mut touched = false;
-        for entry in &mut entries {
-            if let Some(sealed) = &entry.sealed {
-                let context = format!("{table}.env:{id}:{}", entry.name);
-                let plaintext = sealer.open(&context, sealed)?;
-                entry.sealed = Some(sealer.seal(&context, &plaintext));
-                count += 1;
-                touched = true;
-            }
-        }
-        if touched {
-            tx.execute(
-                &format!("UPDATE {table} SET env_json = ?1 WHERE id = ?2"),
-                (serde_json::to_string(&entries)?, id),
-            )?;
-        }
-    }
-    Ok(count)
-}
-
-pub(super) fn reseal_env(tx: &Transaction, sealer: &Sealer) -> StoreResult<usize> {
-    reseal_env_table(tx, sealer, "projects")
 }
 
 impl Store {
@@ -290,11 +166,8 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            let env = seal_env(&self.sealer, &format!("projects.env:{id}"), &new.env, &[])?;
-            tx.execute(
-                "UPDATE projects SET env_json = ?1 WHERE id = ?2",
-                (serde_json::to_string(&env)?, id),
-            )?;
+            let env = env::env_json_for(&tx, &self.sealer, "projects", id, &new.env)?;
+            tx.execute("UPDATE projects SET env_json = ?1 WHERE id = ?2", (env, id))?;
             tx.commit()?;
             id
         };
@@ -349,19 +222,7 @@ impl Store {
 
     /// The project's env vars, secrets opened, for creating a container.
     pub fn project_env(&self, id: i64) -> StoreResult<Vec<(String, String)>> {
-        let json: String = one(
-            &self.conn(),
-            "SELECT env_json FROM projects WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-            "project",
-            id,
-        )?;
-        open_env(
-            &self.sealer,
-            &format!("projects.env:{id}"),
-            serde_json::from_str(&json)?,
-        )
+        env::read_env(&self.conn(), &self.sealer, "projects", "project", id)
     }
 
     pub fn update_project(&self, id: i64, update: &ProjectUpdate) -> StoreResult<Project> {
@@ -369,23 +230,11 @@ impl Store {
         {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            let env_json = match &update.env {
-                Some(vars) => {
-                    let previous: String =
-                        tx.query_row("SELECT env_json FROM projects WHERE id = ?1", [id], |r| {
-                            r.get(0)
-                        })?;
-                    let previous: Vec<EnvColumnEntry> = serde_json::from_str(&previous)?;
-                    let owner = format!("projects.env:{id}");
-                    Some(serde_json::to_string(&seal_env(
-                        &self.sealer,
-                        &owner,
-                        vars,
-                        &previous,
-                    )?)?)
-                }
-                None => None,
-            };
+            let env_json = update
+                .env
+                .as_ref()
+                .map(|vars| env::env_json_for(&tx, &self.sealer, "projects", id, vars))
+                .transpose()?;
             let health = update.health.clone().unwrap_or(current.health);
             let changed = tx.execute(
                 "UPDATE projects SET name = ?2, image = ?3, registry_id = ?4, container_port = ?5,

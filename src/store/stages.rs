@@ -2,13 +2,11 @@
 //! deploy policy and optional overrides of the project's settings.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, Transaction};
+use rusqlite::Row;
 
-use super::projects::{
-    EnvColumnEntry, EnvVar, StoredEnvVar, json_column, open_env, seal_env, stored_var,
-};
-use super::{Store, StoreResult, changed_or_not_found, now, one, parse_time};
-use crate::crypto::Sealer;
+use super::env::{self, EnvColumnEntry, stored_var};
+use super::projects::{EnvVar, StoredEnvVar};
+use super::{Store, StoreResult, changed_or_not_found, json_column, now, one, parse_time};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
@@ -105,10 +103,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stage> {
     })
 }
 
-pub(super) fn reseal_env(tx: &Transaction, sealer: &Sealer) -> StoreResult<usize> {
-    super::projects::reseal_env_table(tx, sealer, "stages")
-}
-
 impl Store {
     pub fn create_stage(&self, new: &NewStage) -> StoreResult<Stage> {
         let id = {
@@ -133,11 +127,8 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            let env = seal_env(&self.sealer, &format!("stages.env:{id}"), &new.env, &[])?;
-            tx.execute(
-                "UPDATE stages SET env_json = ?1 WHERE id = ?2",
-                (serde_json::to_string(&env)?, id),
-            )?;
+            let env = env::env_json_for(&tx, &self.sealer, "stages", id, &new.env)?;
+            tx.execute("UPDATE stages SET env_json = ?1 WHERE id = ?2", (env, id))?;
             tx.commit()?;
             id
         };
@@ -177,19 +168,7 @@ impl Store {
 
     /// The stage's own env vars, secrets opened (the project's come first, then these).
     pub fn stage_env(&self, id: i64) -> StoreResult<Vec<(String, String)>> {
-        let json: String = one(
-            &self.conn(),
-            "SELECT env_json FROM stages WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-            "stage",
-            id,
-        )?;
-        open_env(
-            &self.sealer,
-            &format!("stages.env:{id}"),
-            serde_json::from_str(&json)?,
-        )
+        env::read_env(&self.conn(), &self.sealer, "stages", "stage", id)
     }
 
     pub fn update_stage(&self, id: i64, update: &StageUpdate) -> StoreResult<Stage> {
@@ -197,23 +176,11 @@ impl Store {
         {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            let env_json = match &update.env {
-                Some(vars) => {
-                    let previous: String =
-                        tx.query_row("SELECT env_json FROM stages WHERE id = ?1", [id], |r| {
-                            r.get(0)
-                        })?;
-                    let previous: Vec<EnvColumnEntry> = serde_json::from_str(&previous)?;
-                    let owner = format!("stages.env:{id}");
-                    Some(serde_json::to_string(&seal_env(
-                        &self.sealer,
-                        &owner,
-                        vars,
-                        &previous,
-                    )?)?)
-                }
-                None => None,
-            };
+            let env_json = update
+                .env
+                .as_ref()
+                .map(|vars| env::env_json_for(&tx, &self.sealer, "stages", id, vars))
+                .transpose()?;
             let changed = tx.execute(
                 "UPDATE stages SET name = ?2, tag_pattern = ?3, version_range = ?4, auto_deploy = ?5,
                     max_instances = ?6, polling = ?7, track_digest = ?8, env_json = COALESCE(?9, env_json),

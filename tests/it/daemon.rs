@@ -30,6 +30,7 @@ async fn healthz_reports_store_and_docker_version() {
 async fn starts_and_says_so_when_docker_is_unreachable() {
     let app = spawn_app_with(AppOptions {
         docker_host: Some("unix:///nonexistent/docker.sock".into()),
+        ..Default::default()
     })
     .await;
     let (status, body) = app.healthz().await;

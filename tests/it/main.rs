@@ -2,6 +2,8 @@
 
 mod support;
 
+mod api;
+mod api_deploy;
 mod daemon;
 mod deployer;
 mod docker_engine;

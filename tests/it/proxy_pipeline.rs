@@ -15,6 +15,7 @@ use docker_watcher::subdomain::Subdomain;
 
 use crate::support::caddy::TestCaddy;
 use crate::support::deploy::DeployHarness;
+use crate::support::npm_fake::{self, FakeNpm};
 use crate::support::{HEALTHY_IMAGE, UNHEALTHY_IMAGE};
 
 const BASE_DOMAIN: &str = "example.test";
@@ -260,5 +261,81 @@ async fn traefik_labels_are_on_the_created_container() {
         info.labels
             .iter()
             .any(|(k, v)| k.ends_with(".loadbalancer.server.port") && v == "8080")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_proxy_step_rolls_back_and_the_stage_stays_on_the_old_instance() {
+    let npm = FakeNpm::start().await;
+    let settings = SettingsUpdate {
+        base_domain: Some(BASE_DOMAIN.into()),
+        proxy_kind: Some(ProxyKind::Npm),
+        proxy_url: Some(Some(npm.url())),
+        proxy_username: Some(Some(npm_fake::IDENTITY.into())),
+        ..Default::default()
+    };
+    let config = ProxyConfig {
+        kind: ProxyKind::Npm,
+        url: Some(npm.url()),
+        username: Some(npm_fake::IDENTITY.into()),
+        secret: Some(npm_fake::SECRET.into()),
+        certificate: None,
+        force_ssl: false,
+        caddy_listen: Vec::new(),
+    };
+    let h = DeployHarness::with_proxy(proxy::connect(&config).unwrap()).await;
+    h.store.update_settings(&settings).unwrap();
+    h.push(HEALTHY_IMAGE, "v1").await;
+    h.push(HEALTHY_IMAGE, "v2").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let (_, first) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: v1 } = first else {
+        panic!("{first:?}")
+    };
+    let v1_port = h
+        .store
+        .get_instance(v1)
+        .unwrap()
+        .upstream
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let stage_host = |npm: &FakeNpm| {
+        npm.hosts()
+            .into_iter()
+            .find(|host| host["domain_names"][0] == stage_domain(&project))
+            .expect("the stage's proxy host")
+    };
+    assert_eq!(stage_host(&npm)["forward_port"].to_string(), v1_port);
+
+    npm.reject_next_config("nginx: [emerg] host not found in upstream");
+    let (deploy, outcome) = h.deploy_now(&stage, "v2").await;
+    assert!(
+        matches!(outcome, DeployOutcome::RolledBack { ref step, .. } if step == "proxy"),
+        "{outcome:?}"
+    );
+    assert!(deploy.error.unwrap().contains("host not found in upstream"));
+    assert_eq!(
+        stage_host(&npm)["forward_port"].to_string(),
+        v1_port,
+        "traffic never left v1"
+    );
+    let domains: Vec<String> = npm
+        .hosts()
+        .iter()
+        .map(|h| h["domain_names"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        domains.len(),
+        2,
+        "v2's own host was removed again: {domains:?}"
+    );
+    assert_eq!(h.containers().await.len(), 1, "only v1's container");
+    assert_eq!(
+        h.store.get_instance(v1).unwrap().status,
+        InstanceStatus::Running
     );
 }

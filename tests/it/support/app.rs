@@ -1,9 +1,21 @@
 //! `spawn_app()`: the real daemon, in process, on a free 127.0.0.1 port with a temp data
 //! folder, and a handle with one method per endpoint.
+//!
+//! The admin password is [`ADMIN_PASSWORD`]; `login()` signs in (one login attempt per
+//! call, and the daemon allows five a minute per address), `api()` gives a client that
+//! sends the bearer token and remembers every answer it got (to search them for secrets).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
 
 use docker_watcher::config::Config;
+use docker_watcher::config::Secret;
 use docker_watcher::daemon::{self, Daemon};
 use docker_watcher::store::Store;
+
+/// The admin password every spawned daemon starts with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 pub struct TestApp {
     pub address: String,
@@ -17,6 +29,7 @@ pub struct TestApp {
 #[derive(Default)]
 pub struct AppOptions {
     pub docker_host: Option<String>,
+    pub public_url: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -29,6 +42,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: data_dir.path().join("data"),
         docker_host: options.docker_host,
+        public_url: options.public_url,
+        admin_password: Some(Secret(ADMIN_PASSWORD.into())),
         ..Config::default()
     };
     let daemon = daemon::start(config).await.expect("daemon starts");
@@ -62,6 +77,62 @@ impl TestApp {
         let response = self.get("/healthz").await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("healthz JSON"))
+    }
+
+    /// This daemon's installation id: every container it makes carries it as a label.
+    pub fn installation_id(&self) -> String {
+        self.installation.clone()
+    }
+
+    /// Signs in as admin; panics unless it works.
+    pub async fn login(&self) -> Login {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/login", self.address))
+            .json(&serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(response.status(), 200, "login");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .expect("session cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = response.json().await.expect("login JSON");
+        Login {
+            token: body["token"].as_str().unwrap().to_string(),
+            csrf_token: body["csrf_token"].as_str().unwrap().to_string(),
+            set_cookie: cookie.clone(),
+            cookie: cookie.split(';').next().unwrap().to_string(),
+        }
+    }
+
+    /// A client signed in with a fresh login's bearer token.
+    pub async fn api(&self) -> Api {
+        let login = self.login().await;
+        self.api_with_token(&login.token)
+    }
+
+    pub fn api_with_token(&self, token: &str) -> Api {
+        Api {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            token: Some(token.to_string()),
+            seen: Arc::default(),
+        }
+    }
+
+    /// A client that sends no credentials.
+    pub fn anonymous(&self) -> Api {
+        Api {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            token: None,
+            seen: Arc::default(),
+        }
     }
 
     /// The full webhook URL, as a registry is told it.
@@ -139,5 +210,80 @@ impl Drop for TestApp {
             docker_watcher::docker::labels::INSTALLATION,
             &self.installation,
         );
+    }
+}
+
+/// What a login gave.
+pub struct Login {
+    pub token: String,
+    pub csrf_token: String,
+    /// The whole Set-Cookie header.
+    pub set_cookie: String,
+    /// `dw_session=<value>`, to send back in a Cookie header.
+    pub cookie: String,
+}
+
+/// An API client: JSON in, status and JSON out; every answer's text is kept.
+#[derive(Clone)]
+pub struct Api {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub token: Option<String>,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Api {
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.address));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path} -> {status}: {text}"));
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("PUT", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call("DELETE", path, None).await
+    }
+
+    /// `POST` expecting `201`; returns the body.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = self.post(path, body).await;
+        assert_eq!(status, 201, "POST {path}: {answer}");
+        answer
+    }
+
+    /// Every answer text so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 }

@@ -156,6 +156,26 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Images pulled from this registry (by the deployer under test) go with it.
+        let prefix = format!("{}/", self.host());
+        if let Ok(output) = Command::new(docker_cli())
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+        {
+            let ours: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|image| image.starts_with(&prefix))
+                .map(str::to_string)
+                .collect();
+            if !ours.is_empty() {
+                let _ = Command::new(docker_cli())
+                    .arg("rmi")
+                    .args(&ours)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 }
 

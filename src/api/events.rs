@@ -1,0 +1,335 @@
+//! Server-Sent Events: a deploy's log live (`/api/deploys/{id}/logs/stream`) and the
+//! dashboard's feed of deploy status changes (`/api/events`).
+//!
+//! Both read the deployer's broadcast channel, which never waits for a reader: a reader
+//! that falls behind is told it lagged, and the log stream then re-reads what it missed
+//! from the store. The log stream subscribes before it reads the backlog and skips log
+//! ids it has sent, so no entry is lost or repeated between the two.
+//!
+//! These routes are mounted outside the request timeout (a deploy can take minutes), and
+//! end when the daemon shuts down.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::deploys::{DeployView, LogEntryView};
+use super::error::{ApiError, ErrorBody};
+use crate::deployer::DeployEvent;
+use crate::store::{DeployStatus, Store};
+
+/// A deploy's status change, as the streams send it.
+#[derive(Serialize, ToSchema)]
+pub struct StatusEvent {
+    pub deploy_id: i64,
+    pub project_id: i64,
+    pub stage_id: i64,
+    pub tag: String,
+    pub status: String,
+    pub finished: bool,
+}
+
+/// Follow a deploy's log: `log` events (the entries so far, then new ones; the SSE id is
+/// the entry id, so `Last-Event-ID` resumes), `status` events, and a final `end` event
+/// carrying the finished deploy, after which the stream closes.
+#[utoipa::path(get, path = "/deploys/{id}/logs/stream", tag = "deploys", params(("id" = i64, Path)),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "events `log` (LogEntryView), `status` (StatusEvent), `end` (DeployView)"),
+        (status = 404, body = ErrorBody)))]
+pub async fn log_stream(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Subscribe first: whatever happens after this is seen on the channel, whatever
+    // happened before is in the store.
+    let receiver = state.deployer.events().subscribe();
+    let deploy = state.store.get_deploy(id)?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let mut follow = LogFollow {
+        store: state.store.clone(),
+        deploy_id: id,
+        receiver,
+        last_id: after,
+        queue: VecDeque::new(),
+        done: false,
+    };
+    follow.catch_up();
+    if deploy.status.is_final() {
+        follow.finish();
+    }
+    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+        follow
+            .next()
+            .await
+            .map(|item| (Ok(item.into_event()), follow))
+    })
+    .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Deploy status changes of every project, for the dashboard: `status` events, and a
+/// `resync` event when this reader fell behind and should re-read the deploy list.
+#[utoipa::path(get, path = "/events", tag = "deploys",
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "events `status` (StatusEvent) and `resync`")))]
+pub async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.deployer.events().subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(DeployEvent::Status {
+                    deploy_id,
+                    project_id,
+                    stage_id,
+                    tag,
+                    status,
+                }) => {
+                    let event = json_event(
+                        "status",
+                        &StatusEvent {
+                            deploy_id,
+                            project_id,
+                            stage_id,
+                            tag,
+                            status: status.as_str().into(),
+                            finished: status.is_final(),
+                        },
+                    );
+                    return Some((Ok(event), receiver));
+                }
+                Ok(DeployEvent::Log(_)) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    let event = Event::default()
+                        .event("resync")
+                        .data(format!("{{\"missed\":{missed}}}"));
+                    return Some((Ok(event), receiver));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .take_until(state.shutdown.clone().cancelled_owned());
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The state of one log stream.
+struct LogFollow {
+    store: Store,
+    deploy_id: i64,
+    receiver: broadcast::Receiver<DeployEvent>,
+    /// The highest log id sent (or given by `Last-Event-ID`).
+    last_id: i64,
+    queue: VecDeque<Item>,
+    done: bool,
+}
+
+/// What a log stream sends, before it becomes an SSE event.
+enum Item {
+    Log(LogEntryView),
+    Status(StatusEvent),
+    End(Result<DeployView, String>),
+}
+
+impl Item {
+    fn into_event(self) -> Event {
+        match self {
+            Item::Log(entry) => {
+                let id = entry.id.to_string();
+                json_event("log", &entry).id(id)
+            }
+            Item::Status(status) => json_event("status", &status),
+            Item::End(Ok(deploy)) => json_event("end", &deploy),
+            Item::End(Err(error)) => json_event("end", &serde_json::json!({ "error": error })),
+        }
+    }
+}
+
+impl LogFollow {
+    async fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            match self.receiver.recv().await {
+                Ok(DeployEvent::Log(entry)) if entry.deploy_id == self.deploy_id => {
+                    if entry.id > self.last_id {
+                        self.last_id = entry.id;
+                        self.queue.push_back(Item::Log(entry.into()));
+                    }
+                }
+                Ok(DeployEvent::Status {
+                    deploy_id,
+                    project_id,
+                    stage_id,
+                    tag,
+                    status,
+                }) if deploy_id == self.deploy_id => {
+                    self.catch_up();
+                    self.queue.push_back(Item::Status(StatusEvent {
+                        deploy_id,
+                        project_id,
+                        stage_id,
+                        tag,
+                        status: status.as_str().into(),
+                        finished: status.is_final(),
+                    }));
+                    if status.is_final() {
+                        self.finish();
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(
+                        deploy_id = self.deploy_id,
+                        missed,
+                        "log stream lagged; re-reading the store"
+                    );
+                    self.catch_up();
+                    if self.stored_status().is_some_and(DeployStatus::is_final) {
+                        self.finish();
+                    }
+                }
+                Err(RecvError::Closed) => {
+                    self.catch_up();
+                    self.finish();
+                }
+            }
+        }
+    }
+
+    /// Queues the stored entries not sent yet.
+    fn catch_up(&mut self) {
+        match self.store.deploy_logs(self.deploy_id, self.last_id) {
+            Ok(entries) => {
+                for entry in entries {
+                    self.last_id = self.last_id.max(entry.id);
+                    self.queue.push_back(Item::Log(entry.into()));
+                }
+            }
+            Err(e) => tracing::warn!(
+                deploy_id = self.deploy_id,
+                "cannot read the deploy log: {e}"
+            ),
+        }
+    }
+
+    /// Queues the `end` event with the deploy as stored, and closes after it.
+    fn finish(&mut self) {
+        self.catch_up();
+        let deploy = self
+            .store
+            .get_deploy(self.deploy_id)
+            .map(DeployView::from)
+            .map_err(|e| e.to_string());
+        self.queue.push_back(Item::End(deploy));
+        self.done = true;
+    }
+
+    fn stored_status(&self) -> Option<DeployStatus> {
+        self.store.get_deploy(self.deploy_id).ok().map(|d| d.status)
+    }
+}
+
+fn json_event<T: Serialize>(name: &str, value: &T) -> Event {
+    match Event::default().event(name).json_data(value) {
+        Ok(event) => event,
+        Err(e) => Event::default()
+            .event("error")
+            .data(format!("{{\"error\":{:?}}}", e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MasterKey, Sealer};
+    use crate::deployer::DeployEvents;
+    use crate::store::{LogLevel, NewDeploy, NewProject, NewStage, Trigger};
+
+    /// More entries than the channel holds are published while nobody reads: the reader
+    /// is told it lagged, re-reads the store, and still sends every entry once, in order,
+    /// then the end.
+    #[tokio::test]
+    async fn a_reader_that_falls_behind_rereads_the_store_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        let project = store
+            .create_project(&NewProject {
+                name: "shop".into(),
+                image: "127.0.0.1:5000/acme/shop".into(),
+                container_port: 8080,
+                ..Default::default()
+            })
+            .unwrap();
+        let stage = store
+            .create_stage(&NewStage::defaults(project.id, "dev"))
+            .unwrap();
+        let deploy = store
+            .create_deploy(&NewDeploy {
+                project_id: project.id,
+                stage_id: stage.id,
+                tag: "v1".into(),
+                digest: None,
+                trigger: Trigger::Manual,
+                detected_at: None,
+            })
+            .unwrap();
+        let events = DeployEvents::default();
+        let mut follow = LogFollow {
+            store: store.clone(),
+            deploy_id: deploy.id,
+            receiver: events.subscribe(),
+            last_id: 0,
+            queue: VecDeque::new(),
+            done: false,
+        };
+        let mut written = Vec::new();
+        for i in 0..1500 {
+            let entry = store
+                .append_deploy_log(deploy.id, LogLevel::Info, "pull", &format!("line {i}"))
+                .unwrap();
+            written.push(entry.id);
+            events.publish(DeployEvent::Log(entry));
+        }
+        store
+            .set_deploy_status(deploy.id, DeployStatus::Failed)
+            .unwrap();
+        events.publish(DeployEvent::Status {
+            deploy_id: deploy.id,
+            project_id: project.id,
+            stage_id: stage.id,
+            tag: "v1".into(),
+            status: DeployStatus::Failed,
+        });
+        let mut sent = Vec::new();
+        let mut end = None;
+        while let Some(item) = follow.next().await {
+            match item {
+                Item::Log(entry) => sent.push(entry.id),
+                Item::Status(_) => {}
+                Item::End(deploy) => end = Some(deploy.unwrap().status),
+            }
+        }
+        assert_eq!(sent, written);
+        assert_eq!(end.as_deref(), Some("failed"));
+    }
+}

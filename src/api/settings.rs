@@ -1,0 +1,356 @@
+//! `/api/settings`: the installation-wide settings (domains, polling, proxy, health-check
+//! defaults; secrets write-only), the webhook URL and its regeneration, and a check of the
+//! proxy settings before (or after) saving them.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, FieldErrors};
+use super::extract::{ApiJson, double_option, parse_json};
+use super::{AppState, validate};
+use crate::daemon;
+use crate::poller::parse_cron;
+use crate::proxy;
+use crate::store::{ProxyKind, Reachability, Settings, SettingsUpdate};
+use crate::subdomain::Subdomain;
+
+#[derive(Serialize, ToSchema)]
+pub struct SettingsView {
+    /// Domain under which stages get subdomains; empty means no routing.
+    pub base_domain: String,
+    /// Uses `{project}` and `{stage}`.
+    pub stage_subdomain_pattern: String,
+    /// Uses `{project}`, `{stage}` and `{tag}`.
+    pub instance_subdomain_pattern: String,
+    pub poll_interval_secs: u64,
+    /// A 5- or 6-field cron expression; when set it replaces the interval.
+    pub poll_cron: Option<String>,
+    pub has_webhook_secret: bool,
+    /// Whether an HMAC secret for signed webhooks (Gitea, GitHub) is set.
+    pub has_webhook_signing_secret: bool,
+    pub auto_create_projects: bool,
+    /// `none`, `npm`, `caddy` or `traefik`.
+    pub proxy_kind: String,
+    pub proxy_url: Option<String>,
+    pub proxy_username: Option<String>,
+    pub has_proxy_secret: bool,
+    /// `null`, `new` (Let's Encrypt) or an existing certificate id (NPM).
+    pub proxy_certificate: Option<String>,
+    pub proxy_force_ssl: bool,
+    /// Caddy: addresses docker-watcher's server listens on, comma-separated (`null` is `:80`).
+    pub proxy_listen: Option<String>,
+    /// `loopback` (published on 127.0.0.1) or `network` (by name on `reach_network`).
+    pub reachability: String,
+    pub reach_network: Option<String>,
+    pub health_interval_ms: u64,
+    pub health_timeout_ms: u64,
+    pub health_retries: u32,
+    pub health_start_period_ms: u64,
+}
+
+/// Fields left out keep their value; `null` clears an optional one (and a secret).
+#[derive(Deserialize, ToSchema, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChanges {
+    pub base_domain: Option<String>,
+    pub stage_subdomain_pattern: Option<String>,
+    pub instance_subdomain_pattern: Option<String>,
+    pub poll_interval_secs: Option<u64>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub poll_cron: Option<Option<String>>,
+    /// Write-only.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub webhook_signing_secret: Option<Option<String>>,
+    pub auto_create_projects: Option<bool>,
+    pub proxy_kind: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub proxy_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub proxy_username: Option<Option<String>>,
+    /// Write-only.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub proxy_secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub proxy_certificate: Option<Option<String>>,
+    pub proxy_force_ssl: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub proxy_listen: Option<Option<String>>,
+    pub reachability: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub reach_network: Option<Option<String>>,
+    pub health_interval_ms: Option<u64>,
+    pub health_timeout_ms: Option<u64>,
+    pub health_retries: Option<u32>,
+    pub health_start_period_ms: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    /// The full URL registries and CI post to. It contains the secret: treat it as one.
+    pub url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProxyCheckAnswer {
+    pub ok: bool,
+    /// What was found (and what domains will look like), or what is wrong.
+    pub message: String,
+}
+
+impl From<Settings> for SettingsView {
+    fn from(s: Settings) -> SettingsView {
+        SettingsView {
+            base_domain: s.base_domain,
+            stage_subdomain_pattern: s.stage_subdomain_pattern,
+            instance_subdomain_pattern: s.instance_subdomain_pattern,
+            poll_interval_secs: s.poll_interval.as_secs(),
+            poll_cron: s.poll_cron,
+            has_webhook_secret: s.has_webhook_secret,
+            has_webhook_signing_secret: s.has_webhook_signing_secret,
+            auto_create_projects: s.auto_create_projects,
+            proxy_kind: s.proxy_kind.as_str().into(),
+            proxy_url: s.proxy_url,
+            proxy_username: s.proxy_username,
+            has_proxy_secret: s.has_proxy_secret,
+            proxy_certificate: s.proxy_certificate,
+            proxy_force_ssl: s.proxy_force_ssl,
+            proxy_listen: s.proxy_listen,
+            reachability: s.reachability.as_str().into(),
+            reach_network: s.reach_network,
+            health_interval_ms: millis(s.health_interval),
+            health_timeout_ms: millis(s.health_timeout),
+            health_retries: s.health_retries,
+            health_start_period_ms: millis(s.health_start_period),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/settings", tag = "settings",
+    responses((status = 200, body = SettingsView)))]
+pub async fn get(State(state): State<AppState>) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(state.store.settings()?.into()))
+}
+
+/// Change settings; the proxy is reconnected with the new ones (deploys under way keep
+/// the old).
+#[utoipa::path(put, path = "/settings", tag = "settings", request_body = SettingsChanges,
+    responses((status = 200, body = SettingsView), (status = 422, body = super::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SettingsChanges>,
+) -> Result<Json<SettingsView>, ApiError> {
+    let current = state.store.settings()?;
+    let update = check(&current, &body)?;
+    let updated = state.store.update_settings(&update)?;
+    state
+        .deployer
+        .set_proxy(daemon::connect_proxy(&state.store));
+    Ok(Json(updated.into()))
+}
+
+/// The webhook URL to give registries and CI.
+#[utoipa::path(get, path = "/settings/webhook", tag = "settings",
+    responses((status = 200, body = WebhookView)))]
+pub async fn webhook(State(state): State<AppState>) -> Result<Json<WebhookView>, ApiError> {
+    let (secret, _) = state.store.ensure_webhook_secret()?;
+    Ok(Json(WebhookView {
+        url: format!("{}/api/webhook/{secret}", state.web.public_url),
+    }))
+}
+
+/// A new webhook URL; the old one stops working at once.
+#[utoipa::path(post, path = "/settings/webhook/regenerate", tag = "settings",
+    responses((status = 200, body = WebhookView)))]
+pub async fn regenerate_webhook(
+    State(state): State<AppState>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let secret = state.store.regenerate_webhook_secret()?;
+    tracing::info!("webhook secret regenerated; the old URL no longer works");
+    Ok(Json(WebhookView {
+        url: format!("{}/api/webhook/{secret}", state.web.public_url),
+    }))
+}
+
+/// Check the proxy settings: the saved ones, or the saved ones with the changes in the
+/// body applied (nothing is saved), so a form can be tested before it is saved.
+#[utoipa::path(post, path = "/settings/proxy/check", tag = "settings",
+    request_body(content = Option<SettingsChanges>),
+    responses((status = 200, body = ProxyCheckAnswer, description = "`ok` false carries the reason"),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn check_proxy(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<ProxyCheckAnswer>, ApiError> {
+    let changes: SettingsChanges = if body.is_empty() {
+        SettingsChanges::default()
+    } else {
+        parse_json(&body)?
+    };
+    let current = state.store.settings()?;
+    let update = check(&current, &changes)?;
+    let secret = match &update.proxy_secret {
+        Some(secret) => secret.clone(),
+        None => state.store.proxy_secret()?,
+    };
+    let merged = apply(current, &update);
+    Ok(Json(match proxy::check_settings(&merged, secret).await {
+        Ok(message) => ProxyCheckAnswer { ok: true, message },
+        Err(e) => ProxyCheckAnswer {
+            ok: false,
+            message: e.to_string(),
+        },
+    }))
+}
+
+/// Validates the changes against the current settings and builds the store update.
+fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, ApiError> {
+    let mut errors = FieldErrors::new();
+    if let Some(domain) = &body.base_domain
+        && !domain.is_empty()
+    {
+        errors.check("base_domain", Subdomain::parse(domain));
+    }
+    if let Some(pattern) = &body.stage_subdomain_pattern {
+        errors.check(
+            "stage_subdomain_pattern",
+            Subdomain::check_stage_pattern(pattern),
+        );
+    }
+    if let Some(pattern) = &body.instance_subdomain_pattern {
+        errors.check(
+            "instance_subdomain_pattern",
+            Subdomain::check_instance_pattern(pattern),
+        );
+    }
+    let poll_interval = body.poll_interval_secs.and_then(|secs| {
+        errors
+            .check("poll_interval_secs", validate::range(secs, 10, 86_400))
+            .map(Duration::from_secs)
+    });
+    if let Some(Some(cron)) = &body.poll_cron {
+        errors.check("poll_cron", parse_cron(cron));
+    }
+    let proxy_kind = body
+        .proxy_kind
+        .as_deref()
+        .and_then(|k| errors.check("proxy_kind", k.parse::<ProxyKind>()));
+    if let Some(Some(url)) = &body.proxy_url {
+        errors.check("proxy_url", validate::http_url(url));
+    }
+    if let Some(Some(listen)) = &body.proxy_listen {
+        for address in listen.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let port = address.rsplit_once(':').map(|(_, port)| port);
+            if !port.is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0)) {
+                errors.add(
+                    "proxy_listen",
+                    format!("{address:?} must be host:port or :port, e.g. :80 or 127.0.0.1:8081"),
+                );
+            }
+        }
+    }
+    let reachability = body
+        .reachability
+        .as_deref()
+        .and_then(|r| errors.check("reachability", r.parse::<Reachability>()));
+    let network = match &body.reach_network {
+        Some(network) => network.clone(),
+        None => current.reach_network.clone(),
+    };
+    if reachability.unwrap_or(current.reachability) == Reachability::Network
+        && network.as_deref().is_none_or(str::is_empty)
+    {
+        errors.add(
+            "reach_network",
+            "is required when reachability is `network`: name the Docker network the proxy shares",
+        );
+    }
+    let ms = Duration::from_millis;
+    let hour = Duration::from_secs(3600);
+    let health_interval = body
+        .health_interval_ms
+        .and_then(|v| errors.check("health_interval_ms", validate::millis(v, ms(100), hour)));
+    let health_timeout = body.health_timeout_ms.and_then(|v| {
+        errors.check(
+            "health_timeout_ms",
+            validate::millis(v, ms(100), Duration::from_secs(300)),
+        )
+    });
+    let health_retries = body.health_retries.and_then(|v| {
+        errors
+            .check("health_retries", validate::range(u64::from(v), 1, 100))
+            .map(|_| v)
+    });
+    let health_start_period = body
+        .health_start_period_ms
+        .and_then(|v| errors.check("health_start_period_ms", validate::millis(v, ms(0), hour)));
+    errors.into_result()?;
+    let empty_is_none = |v: &Option<Option<String>>| {
+        v.clone()
+            .map(|inner| inner.filter(|s| !s.trim().is_empty()))
+    };
+    Ok(SettingsUpdate {
+        base_domain: body.base_domain.clone(),
+        stage_subdomain_pattern: body.stage_subdomain_pattern.clone(),
+        instance_subdomain_pattern: body.instance_subdomain_pattern.clone(),
+        poll_interval,
+        poll_cron: empty_is_none(&body.poll_cron),
+        webhook_signing_secret: empty_is_none(&body.webhook_signing_secret),
+        auto_create_projects: body.auto_create_projects,
+        proxy_kind,
+        proxy_url: empty_is_none(&body.proxy_url),
+        proxy_username: empty_is_none(&body.proxy_username),
+        proxy_secret: empty_is_none(&body.proxy_secret),
+        proxy_certificate: empty_is_none(&body.proxy_certificate),
+        proxy_force_ssl: body.proxy_force_ssl,
+        proxy_listen: empty_is_none(&body.proxy_listen),
+        reachability,
+        reach_network: empty_is_none(&body.reach_network),
+        health_interval,
+        health_timeout,
+        health_retries,
+        health_start_period,
+    })
+}
+
+/// The settings as they would be after `update` (for checking without saving).
+fn apply(mut s: Settings, u: &SettingsUpdate) -> Settings {
+    fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+        if let Some(value) = value {
+            *target = value.clone();
+        }
+    }
+    set(&mut s.base_domain, &u.base_domain);
+    set(&mut s.stage_subdomain_pattern, &u.stage_subdomain_pattern);
+    set(
+        &mut s.instance_subdomain_pattern,
+        &u.instance_subdomain_pattern,
+    );
+    set(&mut s.proxy_kind, &u.proxy_kind);
+    set(&mut s.proxy_url, &u.proxy_url);
+    set(&mut s.proxy_username, &u.proxy_username);
+    set(&mut s.proxy_certificate, &u.proxy_certificate);
+    set(&mut s.proxy_force_ssl, &u.proxy_force_ssl);
+    set(&mut s.proxy_listen, &u.proxy_listen);
+    set(&mut s.reachability, &u.reachability);
+    set(&mut s.reach_network, &u.reach_network);
+    if let Some(secret) = &u.proxy_secret {
+        s.has_proxy_secret = secret.is_some();
+    }
+    s
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,300 @@
+//! Stages of a project (`/api/projects/{id}/stages`, `/api/stages/{id}`): tag pattern
+//! (glob and optional semver range), deploy policy, overrides; and each stage's poll state.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody, FieldErrors};
+use super::extract::{ApiJson, double_option};
+use super::projects::{EnvVarBody, EnvVarView, check_env};
+use super::{AppState, validate};
+use crate::store::{NewStage, Stage, StageUpdate};
+use crate::tags::{TagPattern, TagPatternError};
+
+#[derive(Serialize, ToSchema)]
+pub struct StageView {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    /// Glob over the whole tag; `*` takes every tag.
+    pub tag_pattern: String,
+    /// Semver range on top of the glob, e.g. `>=1.2, <2`.
+    pub version_range: Option<String>,
+    pub auto_deploy: bool,
+    pub max_instances: u32,
+    pub polling: bool,
+    /// Watch the digest of a mutable tag (`latest`): a new digest is a new version.
+    pub track_digest: bool,
+    pub env: Vec<EnvVarView>,
+    pub container_port: Option<u16>,
+    pub health_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStageBody {
+    pub name: String,
+    /// Defaults to `*`.
+    pub tag_pattern: Option<String>,
+    pub version_range: Option<String>,
+    /// Defaults to true.
+    pub auto_deploy: Option<bool>,
+    /// Defaults to 1.
+    pub max_instances: Option<u32>,
+    #[serde(default)]
+    pub polling: bool,
+    #[serde(default)]
+    pub track_digest: bool,
+    #[serde(default)]
+    pub env: Vec<EnvVarBody>,
+    pub container_port: Option<u32>,
+    pub health_path: Option<String>,
+}
+
+/// Fields left out keep their value; `null` clears an optional one.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StageChanges {
+    pub name: Option<String>,
+    pub tag_pattern: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub version_range: Option<Option<String>>,
+    pub auto_deploy: Option<bool>,
+    pub max_instances: Option<u32>,
+    pub polling: Option<bool>,
+    pub track_digest: Option<bool>,
+    pub env: Option<Vec<EnvVarBody>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub container_port: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub health_path: Option<Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PollStateView {
+    pub stage_id: i64,
+    /// Whether the stage was ever polled; the first poll records what exists.
+    pub polled: bool,
+    /// Tag → digest (digest only with `track_digest`).
+    pub seen_tags: BTreeMap<String, Option<String>>,
+    pub baseline_at: Option<DateTime<Utc>>,
+    pub last_polled_at: Option<DateTime<Utc>>,
+    /// `baseline`, `no_change`, `new_tag` or `error`.
+    pub last_result: Option<String>,
+    pub last_error: Option<String>,
+    pub last_new_tag: Option<String>,
+    pub consecutive_failures: u32,
+}
+
+impl From<Stage> for StageView {
+    fn from(s: Stage) -> StageView {
+        StageView {
+            id: s.id,
+            project_id: s.project_id,
+            name: s.name,
+            tag_pattern: s.tag_pattern,
+            version_range: s.version_range,
+            auto_deploy: s.auto_deploy,
+            max_instances: s.max_instances,
+            polling: s.polling,
+            track_digest: s.track_digest,
+            env: s.env.into_iter().map(EnvVarView::from).collect(),
+            container_port: s.container_port,
+            health_path: s.health_path,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// The project's stages in name order (the order tags are matched in).
+#[utoipa::path(get, path = "/projects/{id}/stages", tag = "stages", params(("id" = i64, Path, description = "project id")),
+    responses((status = 200, body = Vec<StageView>), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(project_id): Path<i64>,
+) -> Result<Json<Vec<StageView>>, ApiError> {
+    state.store.get_project(project_id)?;
+    Ok(Json(
+        state
+            .store
+            .list_stages(project_id)?
+            .into_iter()
+            .map(StageView::from)
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/projects/{id}/stages", tag = "stages", params(("id" = i64, Path, description = "project id")),
+    request_body = NewStageBody,
+    responses((status = 201, body = StageView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Path(project_id): Path<i64>,
+    ApiJson(body): ApiJson<NewStageBody>,
+) -> Result<(StatusCode, Json<StageView>), ApiError> {
+    state.store.get_project(project_id)?;
+    let mut errors = FieldErrors::new();
+    errors.check("name", validate::dns_name(&body.name));
+    let tag_pattern = body.tag_pattern.unwrap_or_else(|| "*".into());
+    check_pattern(&mut errors, &tag_pattern, body.version_range.as_deref());
+    let max_instances = body.max_instances.unwrap_or(1);
+    errors.check(
+        "max_instances",
+        validate::range(u64::from(max_instances), 1, 100),
+    );
+    let env = check_env(&mut errors, "env", &body.env);
+    let port = body
+        .container_port
+        .and_then(|p| errors.check("container_port", validate::port(p)));
+    if let Some(path) = &body.health_path {
+        errors.check("health_path", validate::http_path(path));
+    }
+    errors.into_result()?;
+    let created = state.store.create_stage(&NewStage {
+        project_id,
+        name: body.name,
+        tag_pattern,
+        version_range: body.version_range.filter(|r| !r.trim().is_empty()),
+        auto_deploy: body.auto_deploy.unwrap_or(true),
+        max_instances,
+        polling: body.polling,
+        track_digest: body.track_digest,
+        env,
+        container_port: port,
+        health_path: body.health_path,
+    })?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+#[utoipa::path(get, path = "/stages/{id}", tag = "stages", params(("id" = i64, Path)),
+    responses((status = 200, body = StageView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<StageView>, ApiError> {
+    Ok(Json(state.store.get_stage(id)?.into()))
+}
+
+#[utoipa::path(put, path = "/stages/{id}", tag = "stages", params(("id" = i64, Path)),
+    request_body = StageChanges,
+    responses((status = 200, body = StageView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<StageChanges>,
+) -> Result<Json<StageView>, ApiError> {
+    let current = state.store.get_stage(id)?;
+    let mut errors = FieldErrors::new();
+    if let Some(name) = &body.name {
+        errors.check("name", validate::dns_name(name));
+    }
+    let pattern = body.tag_pattern.as_deref().unwrap_or(&current.tag_pattern);
+    let range = match &body.version_range {
+        Some(range) => range.as_deref(),
+        None => current.version_range.as_deref(),
+    };
+    check_pattern(&mut errors, pattern, range);
+    if let Some(max) = body.max_instances {
+        errors.check("max_instances", validate::range(u64::from(max), 1, 100));
+    }
+    let env = body
+        .env
+        .as_ref()
+        .map(|vars| check_env(&mut errors, "env", vars));
+    let port = match body.container_port {
+        Some(Some(p)) => errors.check("container_port", validate::port(p)).map(Some),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if let Some(Some(path)) = &body.health_path {
+        errors.check("health_path", validate::http_path(path));
+    }
+    errors.into_result()?;
+    let updated = state.store.update_stage(
+        id,
+        &StageUpdate {
+            name: body.name,
+            tag_pattern: body.tag_pattern,
+            version_range: body
+                .version_range
+                .map(|r| r.filter(|r| !r.trim().is_empty())),
+            auto_deploy: body.auto_deploy,
+            max_instances: body.max_instances,
+            polling: body.polling,
+            track_digest: body.track_digest,
+            env,
+            container_port: port,
+            health_path: body.health_path,
+        },
+    )?;
+    Ok(Json(updated.into()))
+}
+
+/// Deletes the stage with its deploys and instance records.
+#[utoipa::path(delete, path = "/stages/{id}", tag = "stages", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_stage(id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What polling saw for the stage and how its last poll went.
+#[utoipa::path(get, path = "/stages/{id}/poll-state", tag = "stages", params(("id" = i64, Path)),
+    responses((status = 200, body = PollStateView), (status = 404, body = ErrorBody)))]
+pub async fn poll_state(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<PollStateView>, ApiError> {
+    state.store.get_stage(id)?;
+    Ok(Json(match state.store.get_poll_state(id)? {
+        Some(p) => PollStateView {
+            stage_id: id,
+            polled: true,
+            seen_tags: p.seen,
+            baseline_at: p.baseline_at,
+            last_polled_at: p.last_polled_at,
+            last_result: p.last_result.map(|r| r.as_str().into()),
+            last_error: p.last_error,
+            last_new_tag: p.last_new_tag,
+            consecutive_failures: p.consecutive_failures,
+        },
+        None => PollStateView {
+            stage_id: id,
+            polled: false,
+            seen_tags: BTreeMap::new(),
+            baseline_at: None,
+            last_polled_at: None,
+            last_result: None,
+            last_error: None,
+            last_new_tag: None,
+            consecutive_failures: 0,
+        },
+    }))
+}
+
+fn check_pattern(errors: &mut FieldErrors, glob: &str, range: Option<&str>) {
+    // Each half on its own, so both are named when both are wrong.
+    if let Err(e) = TagPattern::parse(glob, None) {
+        errors.add("tag_pattern", e.to_string());
+    }
+    if let Err(e @ TagPatternError::VersionRange { .. }) = TagPattern::parse("*", range) {
+        errors.add("version_range", e.to_string());
+    }
+}
