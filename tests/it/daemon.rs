@@ -48,11 +48,25 @@ async fn starts_and_says_so_when_docker_is_unreachable() {
 }
 
 #[tokio::test]
-async fn unknown_paths_answer_404_json() {
+async fn unknown_api_paths_answer_404_json_and_page_paths_the_web_ui() {
     let app = spawn_app().await;
-    let response = app.get("/no/such/path").await;
-    assert_eq!(response.status(), 404);
-    assert_eq!(response.text().await.unwrap(), r#"{"error":"not found"}"#);
+    for path in ["/api/no/such/path", "/api", "/_app/immutable/missing.js"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            r#"{"error":"not found"}"#,
+            "{path}"
+        );
+    }
+    // The single-page app routes on the client: every page path gets its shell.
+    let response = app.get("/projects/7").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    assert!(
+        response.text().await.unwrap().contains("<!doctype html>"),
+        "the UI's index.html"
+    );
     app.shutdown().await;
 }
 
