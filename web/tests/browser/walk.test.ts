@@ -219,7 +219,10 @@ describe('a new user in the browser', () => {
   it('regenerates the webhook URL after a warning', async () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Settings' }).click();
     const input = page.getByLabel('Webhook URL');
-    await page.waitForFunction(() => (document.getElementById('webhook-url') as HTMLInputElement)?.value !== '');
+    await page.waitForFunction(() => {
+      const input = document.getElementById('webhook-url') as HTMLInputElement | null;
+      return input !== null && input.value !== '';
+    });
     const before = await input.inputValue();
     expect(before).toMatch(new RegExp(`^${daemon!.url}/api/webhook/.+`));
     await page.getByRole('button', { name: 'Regenerate URL' }).click();
