@@ -268,6 +268,8 @@ export interface Settings {
   has_proxy_secret: boolean;
   proxy_certificate: string | null;
   proxy_force_ssl: boolean;
+  /** Caddy: the addresses docker-watcher's server listens on, comma-separated. */
+  proxy_listen: string | null;
   reachability: Reachability;
   reach_network: string | null;
   health_interval_ms: number;
