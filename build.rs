@@ -87,8 +87,8 @@ fn run() -> Result<(), String> {
 /// `npm` on the PATH, with Node behind it; a clear word when either is missing.
 fn find_npm() -> Result<String, String> {
     let missing = "the web UI needs Node.js 20 or newer with npm to build: install Node 20 \
-                   (Debian: `apt-get install nodejs npm`), or set DW_SKIP_WEB_BUILD=1 to build \
-                   the daemon without its UI";
+                   or newer (Debian 12's own nodejs is too old), or set DW_SKIP_WEB_BUILD=1 \
+                   to build the daemon without its UI";
     let node = Command::new("node").arg("--version").output();
     match node {
         Ok(out) if out.status.success() => {
