@@ -92,6 +92,8 @@ describe('a new user in the browser', () => {
   it('signs in', async () => {
     await page.goto(url('/'));
     await page.waitForURL(/\/login\?next=/);
+    // A first visit is no expired session.
+    expect(await page.getByText('Your session has ended').count()).toBe(0);
     await browser!.screenshot('login', 'desktop');
     await page.getByLabel('Username', { exact: true }).fill('admin');
     await page.getByLabel('Password', { exact: true }).fill('wrong-password');
@@ -277,7 +279,7 @@ describe('a new user in the browser', () => {
     await page.getByRole('heading', { name: 'Projects' }).waitFor();
     await browser!.context.clearCookies();
     await page.getByRole('navigation').getByRole('link', { name: 'Deploys' }).click();
-    await page.waitForURL(/\/login\?next=%2Fdeploys/);
+    await page.waitForURL(/\/login\?next=%2Fdeploys&expired=1$/);
     await page.getByText('Your session has ended').waitFor();
     await page.setViewportSize(PHONE);
     await browser!.screenshot('login', 'phone');
