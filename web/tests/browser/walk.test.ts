@@ -201,6 +201,8 @@ describe('a new user in the browser', () => {
     expect(await page.locator('dl.facts').innerText()).toContain('v1');
     expect(await currentTagOnDashboard()).toBe('v1');
     await page.goto(url('/projects'));
+    await page.getByRole('link', { name: projectName }).waitFor();
+    await browser!.screenshot('projects', 'desktop');
     await page.getByRole('link', { name: projectName }).click();
     await page.locator('[data-stage=dev] [data-instance]').first().waitFor();
     await browser!.screenshot('project', 'desktop');
