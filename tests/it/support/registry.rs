@@ -185,8 +185,9 @@ impl Drop for TestRegistry {
                 .map(str::to_string)
                 .collect();
             if !ours.is_empty() {
+                // -f: untag even while a container of this test still uses the image.
                 let _ = Command::new(docker_cli())
-                    .arg("rmi")
+                    .args(["rmi", "-f"])
                     .args(&ours)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
