@@ -50,7 +50,9 @@ async fn a_push_to_a_real_registry_requests_exactly_one_deploy() {
         })
         .unwrap();
 
-    registry.push(HEALTHY_IMAGE, &repository, "dev-1").await;
+    registry
+        .push_keeping_local_tag(HEALTHY_IMAGE, &repository, "dev-1")
+        .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let deploys = loop {
         let deploys = app.store().list_deploys_by_project(project.id, 10).unwrap();

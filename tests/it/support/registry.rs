@@ -92,6 +92,21 @@ impl TestRegistry {
     /// `repository:tag` and returns the manifest digest the registry stored.
     /// The local tag is removed again, so a later pull really goes to the registry.
     pub async fn push(&self, source: &str, repository: &str, tag: &str) -> String {
+        self.push_with(source, repository, tag, true).await
+    }
+
+    /// Like [`TestRegistry::push`], but keeps the local tag: for a registry whose
+    /// notifications start a deploy, which may pull that tag while `push` would untag it.
+    pub async fn push_keeping_local_tag(
+        &self,
+        source: &str,
+        repository: &str,
+        tag: &str,
+    ) -> String {
+        self.push_with(source, repository, tag, false).await
+    }
+
+    async fn push_with(&self, source: &str, repository: &str, tag: &str, untag: bool) -> String {
         let target = self.image(repository, tag);
         let docker_config = self.dir.path().join("docker-config");
         std::fs::create_dir_all(&docker_config).expect("docker config dir");
@@ -107,7 +122,9 @@ impl TestRegistry {
                 );
             }
             let output = run_docker(&docker_config, &["push", &target]);
-            run_docker(&docker_config, &["rmi", &target]);
+            if untag {
+                run_docker(&docker_config, &["rmi", &target]);
+            }
             output
                 .split_whitespace()
                 .find(|word| word.starts_with("sha256:"))
@@ -168,8 +185,9 @@ impl Drop for TestRegistry {
                 .map(str::to_string)
                 .collect();
             if !ours.is_empty() {
+                // -f: untag even while a container of this test still uses the image.
                 let _ = Command::new(docker_cli())
-                    .arg("rmi")
+                    .args(["rmi", "-f"])
                     .args(&ours)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
