@@ -461,6 +461,27 @@ impl Run<'_> {
             return Ok(());
         };
         let proxy = self.inner.proxy();
+        if proxy.kind() == crate::store::ProxyKind::None {
+            // The domains are still recorded: they show where the instance will be served
+            // once a proxy is configured (reconciliation then creates the hosts).
+            self.log(
+                LogLevel::Info,
+                "proxy",
+                &format!(
+                    "no proxy configured: {instance_domain} and {stage_domain} are not routed"
+                ),
+            );
+            return self
+                .inner
+                .store
+                .set_instance_routing(
+                    instance.id,
+                    &[instance_domain.to_string(), stage_domain.to_string()],
+                    &[],
+                )
+                .map_err(|e| e.to_string())
+                .map_err(fail("proxy"));
+        }
         let tag_host = proxy
             .ensure_host(&HostSpec {
                 domain: instance_domain.clone(),
