@@ -155,20 +155,7 @@ impl Poller {
         let mut watches = Vec::new();
         for (project_id, stages) in by_project {
             let project = self.store.get_project(project_id)?;
-            let (host, repository) = split_image(&project.image);
-            let registry = match project.registry_id {
-                Some(id) => {
-                    let stored = self.store.get_registry(id)?;
-                    RegistryConfig {
-                        kind: stored.kind,
-                        base_url: stored.base_url,
-                        username: stored.username,
-                        secret: self.store.registry_secret(id)?,
-                        insecure: stored.insecure,
-                    }
-                }
-                None => implicit_registry(host),
-            };
+            let (registry, repository) = registry_for(&self.store, &project)?;
             watches.push(Watch {
                 registry_key: format!(
                     "{}|{}",
@@ -178,7 +165,7 @@ impl Poller {
                 project,
                 stages,
                 registry,
-                repository: repository.to_string(),
+                repository,
             });
         }
         Ok(watches)
@@ -367,9 +354,33 @@ impl Poller {
     }
 }
 
+/// The registry a project's image is listed from — its configured one, else the image's
+/// host, anonymously — and the repository path inside it. The poller and the API's tag
+/// picker both list through this.
+pub fn registry_for(
+    store: &Store,
+    project: &Project,
+) -> Result<(RegistryConfig, String), crate::store::StoreError> {
+    let (host, repository) = split_image(&project.image);
+    let config = match project.registry_id {
+        Some(id) => {
+            let stored = store.get_registry(id)?;
+            RegistryConfig {
+                kind: stored.kind,
+                base_url: stored.base_url,
+                username: stored.username,
+                secret: store.registry_secret(id)?,
+                insecure: stored.insecure,
+            }
+        }
+        None => implicit_registry(host),
+    };
+    Ok((config, repository))
+}
+
 /// `host/owner/name` → (`host`, `owner/name`); a reference without a registry host is on
 /// Docker Hub (with `library/` for single names).
-pub fn split_image(image: &str) -> (&str, String) {
+fn split_image(image: &str) -> (&str, String) {
     match image.split_once('/') {
         Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
             (host, rest.to_string())
@@ -381,7 +392,7 @@ pub fn split_image(image: &str) -> (&str, String) {
 
 /// A registry nobody configured: anonymous, by host; plain HTTP only on loopback, as
 /// Docker itself allows.
-pub fn implicit_registry(host: &str) -> RegistryConfig {
+fn implicit_registry(host: &str) -> RegistryConfig {
     let kind = match host {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => RegistryKind::DockerHub,
         "ghcr.io" => RegistryKind::Ghcr,

@@ -592,24 +592,9 @@ fn check_limits(
     }
 }
 
-/// The registry a project's image is listed from: its configured one, else the image's
-/// host anonymously (as the poller does).
+/// The registry a project's image is listed from (the poller's rule).
 fn registry_for(store: &Store, project: &Project) -> Result<(RegistryConfig, String), ApiError> {
-    let (host, repository) = poller::split_image(&project.image);
-    let config = match project.registry_id {
-        Some(id) => {
-            let stored = store.get_registry(id)?;
-            RegistryConfig {
-                kind: stored.kind,
-                base_url: stored.base_url,
-                username: stored.username,
-                secret: store.registry_secret(id)?,
-                insecure: stored.insecure,
-            }
-        }
-        None => poller::implicit_registry(host),
-    };
-    Ok((config, repository))
+    Ok(poller::registry_for(store, project)?)
 }
 
 fn as_millis(d: Duration) -> u64 {

@@ -61,12 +61,7 @@ pub(super) async fn receive(
     let format = match detect_format(&headers, &body) {
         Ok(format) => format,
         Err(e) => {
-            return reject(
-                &state,
-                "unknown",
-                StatusCode::from_u16(e.status_code().as_u16()).unwrap_or(StatusCode::BAD_REQUEST),
-                &e.to_string(),
-            );
+            return reject(&state, "unknown", e.status_code(), &e.to_string());
         }
     };
     let signing_secret = match state.store.webhook_signing_secret() {

@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 
 use crate::docker::{ContainerId, labels};
-use crate::proxy::HostId;
 use crate::store::{DeployStatus, InstanceStatus, LogLevel};
 
 use super::Inner;
@@ -62,21 +61,9 @@ async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport)
             .into_iter()
             .filter(|i| i.deploy_id == Some(deploy.id) && i.status != InstanceStatus::Running);
         for instance in instances {
-            for host in &instance.proxy_hosts {
-                let deleted = match HostId::parse(host) {
-                    Ok(id) => inner
-                        .proxy()
-                        .delete_host(&id)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = deleted {
-                    report
-                        .problems
-                        .push(format!("cannot delete proxy host {host}: {e}"));
-                }
-            }
+            report
+                .problems
+                .extend(super::retire::delete_proxy_hosts(inner, &instance).await);
             if let Some(id) = &instance.container_id
                 && let Err(e) = inner
                     .engine

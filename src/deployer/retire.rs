@@ -78,13 +78,9 @@ pub(super) async fn remove_instance(inner: &Inner, instance: &Instance) -> Resul
     let _ = inner
         .store
         .set_instance_status(instance.id, InstanceStatus::Removing);
-    let proxy = inner.proxy();
-    for host in &instance.proxy_hosts {
-        let id = HostId::parse(host).map_err(|e| e.to_string())?;
-        proxy
-            .delete_host(&id)
-            .await
-            .map_err(|e| format!("cannot delete proxy host {host}: {e}"))?;
+    let problems = delete_proxy_hosts(inner, instance).await;
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
     }
     if let Some(id) = &instance.container_id {
         let id = ContainerId::new(id.clone());
@@ -100,4 +96,20 @@ pub(super) async fn remove_instance(inner: &Inner, instance: &Instance) -> Resul
         .store
         .delete_instance(instance.id)
         .map_err(|e| format!("cannot delete instance row: {e}"))
+}
+
+/// Deletes every proxy host recorded for `instance`, trying them all; returns what failed.
+pub(super) async fn delete_proxy_hosts(inner: &Inner, instance: &Instance) -> Vec<String> {
+    let proxy = inner.proxy();
+    let mut problems = Vec::new();
+    for host in &instance.proxy_hosts {
+        let deleted = match HostId::parse(host) {
+            Ok(id) => proxy.delete_host(&id).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = deleted {
+            problems.push(format!("cannot delete proxy host {host}: {e}"));
+        }
+    }
+    problems
 }
