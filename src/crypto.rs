@@ -101,10 +101,6 @@ impl Sealer {
         }
     }
 
-    pub fn current_key_id(&self) -> String {
-        self.current.id()
-    }
-
     /// Encrypts `plaintext`, bound to `context` (e.g. `registries.secret:7`).
     pub fn seal(&self, context: &str, plaintext: &str) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
@@ -158,14 +154,6 @@ impl Sealer {
             )
             .map_err(|_| CryptoError::Tampered)?;
         String::from_utf8(plaintext).map_err(|_| CryptoError::Tampered)
-    }
-
-    /// Whether `sealed` was sealed under the current key (rotation skips those).
-    pub fn is_current(&self, sealed: &str) -> bool {
-        sealed
-            .split(':')
-            .nth(1)
-            .is_some_and(|id| id == self.current.id())
     }
 }
 

@@ -603,7 +603,14 @@ impl Run<'_> {
                 .detected_at
                 .and_then(|at| (chrono::Utc::now() - at).to_std().ok()),
         );
-        self.notify(plan, Outcome::Success, started, None, &instance.subdomains);
+        self.notify(
+            &plan.project,
+            &plan.stage,
+            Outcome::Success,
+            started,
+            None,
+            &instance.subdomains,
+        );
         DeployOutcome::Success {
             instance_id: instance.id,
         }
@@ -699,7 +706,7 @@ impl Run<'_> {
             } else {
                 Outcome::Failed
             };
-            self.notify_with(&project, &stage, outcome, started, Some(&failure), &[]);
+            self.notify(&project, &stage, outcome, started, Some(&failure), &[]);
         }
         let (step, error) = (failure.step.to_string(), failure.message);
         if rolled_back {
@@ -710,17 +717,6 @@ impl Run<'_> {
     }
 
     fn notify(
-        &self,
-        plan: &Plan,
-        outcome: Outcome,
-        started: Instant,
-        failure: Option<&Failure>,
-        urls: &[String],
-    ) {
-        self.notify_with(&plan.project, &plan.stage, outcome, started, failure, urls);
-    }
-
-    fn notify_with(
         &self,
         project: &Project,
         stage: &Stage,
