@@ -43,6 +43,24 @@ async fn caddy_harness() -> (DeployHarness, TestCaddy) {
     (harness, caddy)
 }
 
+/// Waits (at most 5 s) until Caddy accepts connections on its listener. The first route
+/// creates docker-watcher's server there, and under load Caddy may start accepting a
+/// moment after its admin API has answered.
+async fn wait_listening(caddy: &TestCaddy) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(caddy.listen_addr())
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caddy never listened on {}",
+            caddy.listen_addr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// GET through Caddy's listener with `Host: domain`; the status and the trimmed body.
 async fn through(caddy: &TestCaddy, domain: &str, path: &str) -> (u16, String) {
     let (status, body) = caddy.get(domain, path).await;
@@ -78,6 +96,7 @@ async fn traffic_moves_to_a_healthy_container_without_a_failed_request() {
     let DeployOutcome::Success { instance_id: v1 } = first else {
         panic!("{first:?}")
     };
+    wait_listening(&caddy).await;
     assert_eq!(
         through(&caddy, &domain, "/id").await,
         (200, short_id(&h, v1).await)
@@ -175,6 +194,7 @@ async fn reconciliation_removes_hosts_no_instance_uses() {
     let stage = h.stage(&project, "dev", 1);
     let (_, outcome) = h.deploy_now(&stage, "v1").await;
     assert!(matches!(outcome, DeployOutcome::Success { .. }));
+    wait_listening(&caddy).await;
     let proxy = proxy::connect(&ProxyConfig::from_settings(
         &h.store.settings().unwrap(),
         None,
