@@ -7,6 +7,8 @@ mod api_deploy;
 mod daemon;
 mod deployer;
 mod docker_engine;
+mod faults_kill;
+mod faults_setup;
 mod health;
 mod poller;
 mod proxy_caddy;

@@ -6,7 +6,10 @@
 pub mod app;
 pub mod caddy;
 pub mod containers;
+pub mod daemon_process;
 pub mod deploy;
+pub mod fault_proxy;
+pub mod invariants;
 pub mod npm_fake;
 pub mod registry;
 
@@ -87,6 +90,30 @@ pub fn remove_containers_labelled(label: &str, value: &str) {
         let _ = Command::new(docker_cli())
             .args(["rm", "-f", "-v"])
             .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Removes (untags, forcefully) every local image whose `repository:tag` starts with
+/// `prefix`, such as the images pulled from a per-test registry at `127.0.0.1:PORT/`.
+pub fn remove_images_with_prefix(prefix: &str) {
+    let Ok(output) = Command::new(docker_cli())
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+    else {
+        return;
+    };
+    let ours: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|image| image.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    if !ours.is_empty() {
+        let _ = Command::new(docker_cli())
+            .args(["rmi", "-f"])
+            .args(&ours)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
