@@ -8,6 +8,7 @@ pub mod caddy;
 pub mod containers;
 pub mod daemon_process;
 pub mod deploy;
+pub mod dockerd;
 pub mod fault_proxy;
 pub mod invariants;
 pub mod npm_fake;
