@@ -47,7 +47,8 @@ pub async fn restart_dockerd() {
     let status = Command::new("sh")
         .args([
             "-c",
-            "nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &",
+            // Its own session: nextest may signal the test's process group when it ends.
+            "setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &",
         ])
         .status()
         .expect("start dockerd");
