@@ -21,12 +21,12 @@
 //! HTTP/1.1 only: the daemon sits behind a reverse proxy or is reached by browsers over
 //! HTTP/1.1; cleartext HTTP/2 would need limits of its own and nothing uses it.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -132,8 +132,7 @@ pub async fn serve(
             Ok(permit) => permit,
             Err(_) if open.evict_one() => {
                 // The evicted connection's task gives its permit back as it ends.
-                match tokio::time::timeout(EVICTION_WAIT, connections.clone().acquire_owned())
-                    .await
+                match tokio::time::timeout(EVICTION_WAIT, connections.clone().acquire_owned()).await
                 {
                     Ok(Ok(permit)) => permit,
                     _ => {

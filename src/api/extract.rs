@@ -128,7 +128,10 @@ fn path_reason(rejection: &axum::extract::rejection::PathRejection) -> String {
         PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
             ErrorKind::ParseErrorAtKey {
                 key, expected_type, ..
-            } => format!("the path parameter `{key}` must be {}", readable_type(expected_type)),
+            } => format!(
+                "the path parameter `{key}` must be {}",
+                readable_type(expected_type)
+            ),
             ErrorKind::ParseError { expected_type, .. }
             | ErrorKind::ParseErrorAtIndex { expected_type, .. } => {
                 format!("a path parameter must be {}", readable_type(expected_type))

@@ -125,14 +125,17 @@ mod tests {
     fn a_page_policy_carries_the_hash_of_each_inline_script_and_none_of_others() {
         let html = b"<html><script src=\"/a.js\"></script><script>\n  go();\n</script></html>";
         let policy = page_policy(Some(html));
-        let expected = base64::engine::general_purpose::STANDARD
-            .encode(Sha256::digest(b"\n  go();\n"));
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"\n  go();\n"));
         assert!(
             policy.contains(&format!("script-src 'self' 'sha256-{expected}';")),
             "{policy}"
         );
         assert_eq!(policy.matches("sha256-").count(), 1, "{policy}");
-        let script_src = policy.split(';').find(|d| d.contains("script-src")).unwrap();
+        let script_src = policy
+            .split(';')
+            .find(|d| d.contains("script-src"))
+            .unwrap();
         assert!(!script_src.contains("unsafe-inline"), "{policy}");
         assert!(!page_policy(None).contains("sha256-"));
     }

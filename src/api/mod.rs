@@ -40,10 +40,10 @@ mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
+use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -62,6 +62,7 @@ use crate::store::Store;
 
 pub use auth::{LoginLimiter, ensure_admin};
 pub use error::{ApiError, ErrorBody, not_found};
+pub use events::{STREAMS_PER_CALLER, STREAMS_TOTAL};
 
 /// Routes anyone may call, as `(method, path)` in the OpenAPI document.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[

@@ -21,7 +21,11 @@ fn mode(path: &Path) -> u32 {
 async fn run_once(data: &Path, check: impl FnOnce()) -> String {
     let port = free_port();
     let child = Command::new("sh")
-        .args(["-c", "umask 000 && exec \"$0\" serve", env!("CARGO_BIN_EXE_docker-watcher")])
+        .args([
+            "-c",
+            "umask 000 && exec \"$0\" serve",
+            env!("CARGO_BIN_EXE_docker-watcher"),
+        ])
         .env("DW_LISTEN", format!("127.0.0.1:{port}"))
         .env("DW_DATA_DIR", data)
         .env("DW_ADMIN_PASSWORD", "a-long-enough-password")
@@ -71,7 +75,10 @@ async fn the_data_folder_is_private_under_a_permissive_umask_and_wider_modes_are
             "master.key",
             "docker-watcher.lock",
         ] {
-            assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
         }
         for name in &names {
             assert_eq!(mode(&data.join(name)), 0o600, "{name}");

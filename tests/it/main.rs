@@ -4,6 +4,7 @@ mod support;
 
 mod api;
 mod api_deploy;
+mod api_headers;
 mod daemon;
 mod data_folder;
 mod deployer;

@@ -52,7 +52,11 @@ async fn read_answer(stream: &mut TcpStream) -> (u16, String) {
             .await
             .expect("an answer in time")
             .expect("read");
-        assert!(n > 0, "closed before answering: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -89,7 +93,11 @@ async fn slowloris_connections_are_closed_after_the_header_timeout() {
             let trickle = tokio::spawn(async move {
                 for i in 0.. {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    if writer.write_all(format!("X-{i}: a\r\n").as_bytes()).await.is_err() {
+                    if writer
+                        .write_all(format!("X-{i}: a\r\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -124,7 +132,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
     let mut stream = connect(&app).await;
     let (status, _) = request(&mut stream, "/healthz", None).await;
     assert_eq!(status, 200);
-    assert!(closed_by_daemon(&mut stream).await, "the idle connection stayed open");
+    assert!(
+        closed_by_daemon(&mut stream).await,
+        "the idle connection stayed open"
+    );
     app.shutdown().await;
 }
 
@@ -208,5 +219,99 @@ async fn beyond_the_cap_a_connection_is_refused_and_anonymous_requests_yield_to_
         again = connect(&app).await;
     }
     assert!(answered, "no room after a connection closed");
+    app.shutdown().await;
+}
+
+/// Opens `/api/events` with `token`; the answer is returned with its stream still open.
+async fn open_events(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/api/events", app.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("events request")
+}
+
+#[tokio::test]
+async fn event_streams_are_capped_per_sign_in_and_in_total_with_a_reason() {
+    use docker_watcher::api::{STREAMS_PER_CALLER, STREAMS_TOTAL};
+    let app = spawn_app_with(AppOptions::default()).await;
+    let api = app.api().await;
+    let mut tokens = Vec::new();
+    for i in 0..=STREAMS_TOTAL / STREAMS_PER_CALLER {
+        let created = api
+            .create(
+                "/api/auth/tokens",
+                serde_json::json!({ "name": format!("t{i}") }),
+            )
+            .await;
+        tokens.push(created["token"].as_str().unwrap().to_string());
+    }
+    let mut open = Vec::new();
+    for _ in 0..STREAMS_PER_CALLER {
+        let response = open_events(&app, &tokens[0]).await;
+        assert_eq!(response.status(), 200);
+        open.push(response);
+    }
+    let refused = open_events(&app, &tokens[0]).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("this sign-in already has"),
+        "{body}"
+    );
+    // Another token still gets its own.
+    let other = open_events(&app, &tokens[1]).await;
+    assert_eq!(other.status(), 200);
+    drop(other);
+    // A closed stream gives its place back (the daemon notices the closed connection).
+    open.pop();
+    let mut reopened = None;
+    for _ in 0..100 {
+        let response = open_events(&app, &tokens[0]).await;
+        if response.status() == 200 {
+            reopened = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    open.push(reopened.expect("a place after a stream closed"));
+    // Fill every place, one token after another, until the total is reached.
+    let mut n = STREAMS_PER_CALLER;
+    'fill: for token in &tokens[1..] {
+        for _ in 0..STREAMS_PER_CALLER {
+            if n == STREAMS_TOTAL {
+                break 'fill;
+            }
+            let mut response = open_events(&app, token).await;
+            for _ in 0..100 {
+                if response.status() == 200 {
+                    break;
+                }
+                // `other` above may not have been given back yet.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                response = open_events(&app, token).await;
+            }
+            assert_eq!(response.status(), 200);
+            open.push(response);
+            n += 1;
+        }
+    }
+    let last = tokens.last().unwrap();
+    let refused = open_events(&app, last).await;
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("event streams are open"),
+        "{body}"
+    );
+    drop(open);
     app.shutdown().await;
 }
