@@ -32,6 +32,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter: `info`, `debug`, `docker_watcher=debug,tower_http=info`.
     pub log_level: String,
+    /// Most connections open at once; more are answered 503 and closed. The last quarter
+    /// is kept for signed-in users (see `serve`). Lowered to fit the open-files limit.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, and that an idle keep-alive
+    /// connection stays open.
+    pub header_timeout_secs: u64,
     /// Password of the admin account made on first start (`DW_ADMIN_PASSWORD` only, never
     /// a file or a flag, so it does not end up in shell history or a config backup);
     /// `None` generates one and logs it once. Ignored once the account exists.
@@ -66,6 +72,8 @@ impl Default for Config {
             public_url: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            max_connections: crate::serve::DEFAULT_MAX_CONNECTIONS,
+            header_timeout_secs: crate::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
             admin_password: None,
         }
     }
@@ -182,6 +190,11 @@ impl Config {
                 "public_url {url:?} must start with http:// or https://"
             )));
         }
+        if self.max_connections < 4 || self.header_timeout_secs == 0 {
+            return Err(ConfigError(
+                "max_connections must be at least 4 and header_timeout_secs at least 1".into(),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError("data_dir must not be empty".into()));
         }
@@ -195,6 +208,8 @@ pub const ADMIN_PASSWORD_ENV: &str = "DW_ADMIN_PASSWORD";
 /// The `DW_*` variables that configure the daemon, without the prefix.
 const ENV_KEYS: &[&str] = &[
     "listen",
+    "max_connections",
+    "header_timeout_secs",
     "data_dir",
     "docker_host",
     "key_file",

@@ -23,6 +23,7 @@ use crate::intake::{EngineInspector, Intake};
 use crate::notify::HttpNotifier;
 use crate::poller::Poller;
 use crate::proxy::{self, NoProxy, Proxy, ProxyConfig};
+use crate::serve;
 use crate::store::Store;
 
 /// Name of the lock file that keeps two daemons (or a daemon and `rotate-key`) from
@@ -162,14 +163,21 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
-    tracing::info!("listening on http://{addr}");
+    let limits = serve::Limits {
+        max_connections: config.max_connections,
+        header_timeout: std::time::Duration::from_secs(config.header_timeout_secs),
+    }
+    .fitted_to(serve::raise_open_files_limit());
+    let server = tokio::spawn(serve::serve(
+        listener,
+        api::router(state),
+        limits,
+        shutdown.clone(),
+    ));
+    tracing::info!(
+        max_connections = limits.max_connections,
+        "listening on http://{addr}"
+    );
     Ok(Daemon {
         addr,
         store,
@@ -262,22 +270,82 @@ fn complete_rotation(config: &Config, store: &mut Store, sealer: Sealer) -> anyh
     Ok(count)
 }
 
-/// The data folder holds the database and usually the key: only its owner may enter.
+/// The data folder holds the database and usually the key: only its owner may enter,
+/// and only its owner may read the files in it, whatever the umask.
 fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    if data_dir.exists() {
-        return Ok(());
+    if !data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .with_context(|| format!("cannot create data folder {}", data_dir.display()))?;
+        // `mode` is masked by the umask; the folder itself must be exactly 0700.
+        set_mode(data_dir, 0o700)?;
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .with_context(|| format!("cannot create data folder {}", data_dir.display()))
+    // SQLite gives the WAL and shared-memory files the database file's mode, so creating
+    // the database file 0600 before SQLite does keeps all three private.
+    let database = data_dir.join(crate::store::DATABASE_FILE);
+    if !database.exists() {
+        private_file(&database)?;
+    }
+    warn_if_open_to_others(data_dir);
+    Ok(())
+}
+
+/// Warns about the data folder or a file in it that group or others may use: they could
+/// read the database (tokens, sealed secrets) or the key. Not refused, so an upgrade from
+/// a version that made them wider still starts; the message says how to fix it.
+fn warn_if_open_to_others(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let database = crate::store::DATABASE_FILE;
+    let mut paths = vec![data_dir.to_path_buf()];
+    for name in [
+        database.to_string(),
+        format!("{database}-wal"),
+        format!("{database}-shm"),
+        LOCK_FILE.to_string(),
+    ] {
+        paths.push(data_dir.join(name));
+    }
+    for path in paths {
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let wanted = if metadata.is_dir() { "700" } else { "600" };
+            tracing::warn!(
+                "{} has mode {mode:o}, so other users on this host may read it; run `chmod {wanted} {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+}
+
+/// Creates (or opens) `path` readable and writable by its owner only.
+fn private_file(path: &Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(file)
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))
 }
 
 fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
     let path = data_dir.join(LOCK_FILE);
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = private_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => bail!(

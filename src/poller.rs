@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::{self, Registry, RegistryConfig, RegistryKind};
 use crate::store::{PollResult, Project, Stage, Store, Trigger};
-use crate::tags::{SeenTags, TagInfo, TagPattern, select_new};
+use crate::tags::{PatternCache, SeenTags, TagInfo, select_new};
 use crate::trigger::{DeployRequest, DeployTrigger};
 
 /// Images polled at the same time.
@@ -233,10 +233,11 @@ impl Poller {
                 error: Some(message),
             }
         };
-        let pattern = match TagPattern::parse(&stage.tag_pattern, stage.version_range.as_deref()) {
-            Ok(pattern) => pattern,
-            Err(e) => return error(e.to_string()),
-        };
+        let pattern =
+            match PatternCache::shared().get(&stage.tag_pattern, stage.version_range.as_deref()) {
+                Ok(pattern) => pattern,
+                Err(e) => return error(e.to_string()),
+            };
         let mut listing: Vec<TagInfo> = listing
             .iter()
             .filter(|t| pattern.matches(&t.name))

@@ -3,11 +3,14 @@
 //!
 //! Pure code: it knows nothing of HTTP, registries or the store. The registry adapters
 //! produce [`TagInfo`] listings; the poller keeps a [`SeenTags`] per stage and asks
-//! [`select_new`] what to deploy.
+//! [`select_new`] what to deploy. Patterns are bounded (length, brace nesting and
+//! alternatives) because globset panics on some pathological ones, and compiled once per
+//! pattern text through [`PatternCache`] (intake and the poller share one).
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use globset::{Glob, GlobMatcher};
@@ -56,6 +59,13 @@ pub struct TagPattern {
     range: Option<(String, VersionReq)>,
 }
 
+/// Longest glob or version range accepted, in characters (Docker tags are at most 128).
+pub const MAX_PATTERN_LEN: usize = 256;
+/// Deepest `{…}` nesting accepted in a glob.
+pub const MAX_BRACE_DEPTH: usize = 3;
+/// Most alternatives (`,`-separated choices across all `{…}` groups) in a glob.
+pub const MAX_ALTERNATIVES: usize = 64;
+
 /// Why a tag pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagPatternError {
@@ -80,14 +90,20 @@ impl TagPattern {
             "" => "*",
             trimmed => trimmed,
         };
-        let matcher = Glob::new(glob)
-            .map_err(|e| TagPatternError::Glob {
-                glob: glob.to_string(),
-                reason: e.kind().to_string(),
-            })?
-            .compile_matcher();
+        let glob_error = |reason: String| TagPatternError::Glob {
+            glob: glob.chars().take(40).collect(),
+            reason,
+        };
+        check_bounds(glob).map_err(glob_error)?;
+        let matcher = compile(glob).map_err(glob_error)?;
         let range = match version_range.map(str::trim) {
             None | Some("") => None,
+            Some(range) if range.chars().count() > MAX_PATTERN_LEN => {
+                return Err(TagPatternError::VersionRange {
+                    range: range.chars().take(40).collect(),
+                    reason: format!("is longer than {MAX_PATTERN_LEN} characters"),
+                });
+            }
             Some(range) => {
                 let req = VersionReq::parse(range).map_err(|e| TagPatternError::VersionRange {
                     range: range.to_string(),
@@ -131,6 +147,111 @@ impl fmt::Display for TagPattern {
             None => f.write_str(&self.glob),
             Some(range) => write!(f, "{} ({range})", self.glob),
         }
+    }
+}
+
+/// Refuses globs that are too long or nest and branch too much: globset builds one regex
+/// from them and panics ("regex compilation shouldn't fail") when it grows too large.
+fn check_bounds(glob: &str) -> Result<(), String> {
+    if glob.chars().count() > MAX_PATTERN_LEN {
+        return Err(format!("is longer than {MAX_PATTERN_LEN} characters"));
+    }
+    let (mut depth, mut deepest, mut alternatives) = (0usize, 0usize, 0usize);
+    for c in glob.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                alternatives += 1;
+            }
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth > 0 => alternatives += 1,
+            _ => {}
+        }
+    }
+    if deepest > MAX_BRACE_DEPTH {
+        return Err(format!(
+            "nests `{{…}}` {deepest} deep; at most {MAX_BRACE_DEPTH} levels are allowed"
+        ));
+    }
+    if alternatives > MAX_ALTERNATIVES {
+        return Err(format!(
+            "has {alternatives} alternatives; at most {MAX_ALTERNATIVES} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the matcher; a panic inside globset (which the bounds should prevent) becomes an
+/// error instead of taking the caller's task down.
+fn compile(glob: &str) -> Result<GlobMatcher, String> {
+    let built = std::panic::catch_unwind(|| Glob::new(glob).map(|g| g.compile_matcher()));
+    match built {
+        Ok(Ok(matcher)) => Ok(matcher),
+        Ok(Err(e)) => Err(e.kind().to_string()),
+        Err(_) => Err("is too complex to compile".to_string()),
+    }
+}
+
+/// Compiled patterns by their text (glob and version range), so a pattern is compiled
+/// once, not once per push or poll. Keyed by text, a stage whose pattern changes simply
+/// uses a new entry; entries are dropped wholesale when the cache grows past
+/// [`PatternCache::CAPACITY`]. Refused patterns are cached too, with their reason.
+#[derive(Default)]
+pub struct PatternCache {
+    compiled: Mutex<HashMap<(String, Option<String>), CachedPattern>>,
+}
+
+type CachedPattern = Result<Arc<TagPattern>, TagPatternError>;
+
+impl PatternCache {
+    /// Entries kept before the cache starts over.
+    pub const CAPACITY: usize = 4096;
+
+    pub fn new() -> PatternCache {
+        PatternCache::default()
+    }
+
+    /// The one cache of the process, shared by intake and the poller.
+    pub fn shared() -> &'static PatternCache {
+        static SHARED: OnceLock<PatternCache> = OnceLock::new();
+        SHARED.get_or_init(PatternCache::new)
+    }
+
+    /// [`TagPattern::parse`], compiled at most once per distinct text.
+    pub fn get(
+        &self,
+        glob: &str,
+        version_range: Option<&str>,
+    ) -> Result<Arc<TagPattern>, TagPatternError> {
+        let key = (glob.to_string(), version_range.map(str::to_string));
+        if let Some(found) = self.lock().get(&key) {
+            return found.clone();
+        }
+        // Compiled outside the lock: a slow pattern does not hold up the others.
+        let compiled = TagPattern::parse(glob, version_range).map(Arc::new);
+        let mut map = self.lock();
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(key, compiled.clone());
+        compiled
+    }
+
+    /// How many distinct patterns are compiled (for tests).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Option<String>), CachedPattern>> {
+        // The map holds plain values; a panic elsewhere cannot leave it half-changed.
+        self.compiled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -377,6 +498,46 @@ mod tests {
     }
 
     #[test]
+    fn pathological_patterns_are_refused_with_a_reason_not_a_panic() {
+        let nested = format!("{}a{}", "{".repeat(125), "}".repeat(125));
+        let many = "?".repeat(240_000);
+        let wide = format!("{{{}}}", vec!["a"; 100].join(","));
+        for (glob, expected) in [
+            (nested.as_str(), "levels are allowed"),
+            (many.as_str(), "longer than 256"),
+            (wide.as_str(), "alternatives"),
+        ] {
+            let error = TagPattern::parse(glob, None).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(
+                message.len() < 400,
+                "the reason does not echo the pattern: {message}"
+            );
+        }
+        let long_range = format!(">={}", "1".repeat(300));
+        assert!(matches!(
+            TagPattern::parse("*", Some(&long_range)),
+            Err(TagPatternError::VersionRange { .. })
+        ));
+        // Within the bounds, nesting still works.
+        let ok = TagPattern::parse("{v{1,2}.*,release-{a,b}}", None).unwrap();
+        assert!(ok.matches("v2.0") && ok.matches("release-b") && !ok.matches("v3.0"));
+    }
+
+    #[test]
+    fn the_cache_compiles_each_pattern_once_and_keeps_refusals() {
+        let cache = PatternCache::new();
+        let a = cache.get("v*", None).unwrap();
+        let b = cache.get("v*", None).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same compiled pattern");
+        assert!(cache.get("v*", Some(">=1")).is_ok());
+        assert!(cache.get("dev-[", None).is_err());
+        assert!(cache.get("dev-[", None).is_err());
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
     fn ignored_tags() {
         for tag in [
             "sha256-abc",
@@ -506,6 +667,31 @@ mod tests {
             "[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,20}",
             "sha256-[0-9a-f]{8}(\\.sig|\\.att)?",
         ]
+    }
+
+    /// Pattern-ish text: glob syntax in bulk, nested and unbalanced.
+    fn patternish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[{}\\[\\]*?,!a-z0-9.^-]{0,300}",
+            (1usize..200, "[a-z?*,]{0,3}").prop_map(|(n, inner)| format!(
+                "{}{inner}{}",
+                "{".repeat(n),
+                "}".repeat(n)
+            )),
+            (1usize..5000).prop_map(|n| "?".repeat(n)),
+            (1usize..300).prop_map(|n| format!("{{{}}}", vec!["*?"; n].join(","))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn parse_never_panics(glob in patternish(), range in proptest::option::of("[<>=^~*., 0-9a-z-]{0,40}")) {
+            if let Ok(pattern) = TagPattern::parse(&glob, range.as_deref()) {
+                let _ = pattern.matches("v1.2.3");
+            }
+        }
     }
 
     proptest! {

@@ -7,14 +7,19 @@
 //! ids it has sent, so no entry is lost or repeated between the two.
 //!
 //! These routes are mounted outside the request timeout (a deploy can take minutes), and
-//! end when the daemon shuts down.
+//! end when the daemon shuts down. Each open stream holds a slot of [`StreamLimits`]:
+//! a few per sign-in (session or token) and a few hundred in all, so one client cannot
+//! hold every connection open; beyond either, the answer is 429 with the reason.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -23,8 +28,130 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::deploys::{DeployView, LogEntryView};
 use super::error::{ApiError, ErrorBody};
+use super::extract::Path;
 use crate::deployer::DeployEvent;
 use crate::store::{DeployStatus, Store};
+
+/// Event streams one sign-in (a session or an API token) may hold open at once.
+pub const STREAMS_PER_CALLER: usize = 10;
+/// Event streams open at once in all.
+pub const STREAMS_TOTAL: usize = 200;
+
+/// Counts the open event streams, per caller and in all.
+pub struct StreamLimits {
+    per_caller: usize,
+    total: usize,
+    open: Mutex<OpenStreams>,
+}
+
+#[derive(Default)]
+struct OpenStreams {
+    total: usize,
+    by_caller: HashMap<String, usize>,
+}
+
+/// One open stream's place; given back when the stream ends (or its client goes away).
+pub struct StreamSlot {
+    limits: Arc<StreamLimits>,
+    caller: String,
+}
+
+impl Default for StreamLimits {
+    fn default() -> StreamLimits {
+        StreamLimits::new(STREAMS_PER_CALLER, STREAMS_TOTAL)
+    }
+}
+
+impl StreamLimits {
+    pub fn new(per_caller: usize, total: usize) -> StreamLimits {
+        StreamLimits {
+            per_caller,
+            total,
+            open: Mutex::default(),
+        }
+    }
+
+    /// A slot for one more stream of the caller that sent `headers`, or the 429 saying
+    /// which limit was reached.
+    pub fn acquire(self: &Arc<Self>, headers: &HeaderMap) -> Result<StreamSlot, Response> {
+        let caller = caller_key(headers);
+        let mut open = self.lock();
+        if open.total >= self.total {
+            return Err(too_many(format!(
+                "{} event streams are open, the most this server keeps; try again later",
+                self.total
+            )));
+        }
+        let mine = open.by_caller.entry(caller.clone()).or_default();
+        if *mine >= self.per_caller {
+            return Err(too_many(format!(
+                "this sign-in already has {} event streams open, the most allowed; \
+                 close other tabs or streams first",
+                self.per_caller
+            )));
+        }
+        *mine += 1;
+        open.total += 1;
+        Ok(StreamSlot {
+            limits: self.clone(),
+            caller,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenStreams> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.limits.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(mine) = open.by_caller.get_mut(&self.caller) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                open.by_caller.remove(&self.caller);
+            }
+        }
+    }
+}
+
+/// Who is streaming: a hash of the bearer token or of the session cookie (the request
+/// passed `require_auth`, so one is there), never the credential itself.
+fn caller_key(headers: &HeaderMap) -> String {
+    use sha2::{Digest, Sha256};
+    let credential = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .map(str::trim)
+                .find(|c| c.starts_with(super::auth::SESSION_COOKIE))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    hex::encode(Sha256::digest(credential.as_bytes()))
+}
+
+fn too_many(reason: String) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(ErrorBody {
+            error: reason,
+            fields: None,
+        }),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    response
+}
 
 /// A deploy's status change, as the streams send it.
 #[derive(Serialize, ToSchema)]
@@ -44,12 +171,18 @@ pub struct StatusEvent {
     responses(
         (status = 200, content_type = "text/event-stream", body = String,
             description = "events `log` (LogEntryView), `status` (StatusEvent), `end` (DeployView)"),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many event streams open")))]
 pub async fn log_stream(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<StreamLimits>>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let slot = match limits.acquire(&headers) {
+        Ok(slot) => slot,
+        Err(response) => return Ok(response),
+    };
     // Subscribe first: whatever happens after this is seen on the channel, whatever
     // happened before is in the store.
     let receiver = state.deployer.events().subscribe();
@@ -75,20 +208,36 @@ pub async fn log_stream(
         follow
             .next()
             .await
-            .map(|item| (Ok(item.into_event()), follow))
+            .map(|item| (Ok::<_, Infallible>(item.into_event()), follow))
     })
     .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(holding(slot, Box::pin(stream)))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// `stream`, holding `slot` until it ends or is dropped.
+fn holding<S: Stream + Unpin>(slot: StreamSlot, stream: S) -> impl Stream<Item = S::Item> {
+    futures_util::stream::unfold((slot, stream), |(slot, mut stream)| async move {
+        stream.next().await.map(|item| (item, (slot, stream)))
+    })
 }
 
 /// Deploy status changes of every project, for the dashboard: `status` events, and a
 /// `resync` event when this reader fell behind and should re-read the deploy list.
 #[utoipa::path(get, path = "/events", tag = "deploys",
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "events `status` (StatusEvent) and `resync`")))]
+        description = "events `status` (StatusEvent) and `resync`"),
+        (status = 429, body = ErrorBody, description = "too many event streams open")))]
 pub async fn events(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    Extension(limits): Extension<Arc<StreamLimits>>,
+    headers: HeaderMap,
+) -> Response {
+    let slot = match limits.acquire(&headers) {
+        Ok(slot) => slot,
+        Err(response) => return response,
+    };
     let receiver = state.deployer.events().subscribe();
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         loop {
@@ -111,21 +260,23 @@ pub async fn events(
                             finished: status.is_final(),
                         },
                     );
-                    return Some((Ok(event), receiver));
+                    return Some((Ok::<_, Infallible>(event), receiver));
                 }
                 Ok(DeployEvent::Log(_)) => {}
                 Err(RecvError::Lagged(missed)) => {
                     let event = Event::default()
                         .event("resync")
                         .data(format!("{{\"missed\":{missed}}}"));
-                    return Some((Ok(event), receiver));
+                    return Some((Ok::<_, Infallible>(event), receiver));
                 }
                 Err(RecvError::Closed) => return None,
             }
         }
     })
     .take_until(state.shutdown.clone().cancelled_owned());
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(holding(slot, Box::pin(stream)))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// The state of one log stream.

@@ -105,3 +105,47 @@ fn missing_field(message: &str) -> Option<&str> {
 fn form_urlencoded_parse(input: &[u8]) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(input)
 }
+
+/// Path parameters read into `T`, like axum's `Path`, but a value that does not parse
+/// (`/api/projects/abc`) is our JSON 400 naming the parameter instead of a text answer.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::BadRequest(path_reason(&rejection))),
+        }
+    }
+}
+
+fn path_reason(rejection: &axum::extract::rejection::PathRejection) -> String {
+    use axum::extract::path::ErrorKind;
+    use axum::extract::rejection::PathRejection;
+    match rejection {
+        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+            ErrorKind::ParseErrorAtKey {
+                key, expected_type, ..
+            } => format!(
+                "the path parameter `{key}` must be {}",
+                readable_type(expected_type)
+            ),
+            ErrorKind::ParseError { expected_type, .. }
+            | ErrorKind::ParseErrorAtIndex { expected_type, .. } => {
+                format!("a path parameter must be {}", readable_type(expected_type))
+            }
+            _ => format!("the path is not valid: {}", e.body_text()),
+        },
+        other => format!("the path is not valid: {}", other.body_text()),
+    }
+}
+
+/// `i64` → "a whole number"; other types by name.
+fn readable_type(name: &str) -> String {
+    match name {
+        "i64" | "i32" | "u64" | "u32" | "u16" => "a whole number".into(),
+        other => format!("a {other}"),
+    }
+}

@@ -2,7 +2,9 @@
 //! remove with its container and proxy hosts).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -23,6 +23,7 @@ mod deploys;
 mod error;
 mod events;
 mod extract;
+mod headers;
 mod health;
 mod instances;
 mod notifications;
@@ -39,10 +40,10 @@ mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
+use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -61,6 +62,7 @@ use crate::store::Store;
 
 pub use auth::{LoginLimiter, ensure_admin};
 pub use error::{ApiError, ErrorBody, not_found};
+pub use events::{STREAMS_PER_CALLER, STREAMS_TOTAL};
 
 /// Routes anyone may call, as `(method, path)` in the OpenAPI document.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
@@ -126,12 +128,19 @@ pub fn router(state: AppState) -> Router {
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(timeout),
         root_protected: groups.root_protected.route_layer(auth.clone()),
-        streams: groups.streams.route_layer(auth),
+        streams: groups
+            .streams
+            .route_layer(auth)
+            .layer(Extension(Arc::new(events::StreamLimits::default()))),
     };
     let (routes, _) = layered.assemble().split_for_parts();
     routes
         .merge(SwaggerUi::new(DOCS_PATH).url(SPEC_PATH, spec))
         .fallback(ui::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            state.web.clone(),
+            headers::security_headers,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

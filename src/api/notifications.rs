@@ -2,7 +2,9 @@
 //! token (Slack, Discord, ntfy topics), so it is write-only: answers show `has_url`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ use super::{AppState, validate};
 use crate::daemon;
 use crate::poller::parse_cron;
 use crate::proxy;
-use crate::store::{ProxyKind, Reachability, Settings, SettingsUpdate};
+use crate::store::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
 use crate::subdomain::Subdomain;
 
 #[derive(Serialize, ToSchema)]
@@ -50,6 +50,27 @@ pub struct SettingsView {
     pub health_timeout_ms: u64,
     pub health_retries: u32,
     pub health_start_period_ms: u64,
+    #[serde(flatten)]
+    pub limits: LimitsView,
+}
+
+/// What webhooks may cost and how long their traces are kept (see the README's webhook
+/// section).
+#[derive(Serialize, ToSchema)]
+pub struct LimitsView {
+    /// With a signing secret set, accept unsigned Docker Hub pushes anyway (Docker Hub
+    /// cannot sign).
+    pub allow_unsigned_dockerhub: bool,
+    /// New projects auto-create may make per minute.
+    pub auto_create_per_minute: u32,
+    /// Webhook events are kept this many days…
+    pub webhook_event_retention_days: u32,
+    /// …and at most this many.
+    pub webhook_event_max_count: u32,
+    /// Logs of finished deploys are kept this many days…
+    pub deploy_log_retention_days: u32,
+    /// …and for at most this many newest deploys per stage.
+    pub deploy_logs_per_stage: u32,
 }
 
 /// Fields left out keep their value; `null` clears an optional one (and a secret).
@@ -68,6 +89,17 @@ pub struct SettingsChanges {
     #[schema(value_type = Option<String>)]
     pub webhook_signing_secret: Option<Option<String>>,
     pub auto_create_projects: Option<bool>,
+    pub allow_unsigned_dockerhub: Option<bool>,
+    /// 1 to 10,000.
+    pub auto_create_per_minute: Option<u32>,
+    /// 1 to 3,650.
+    pub webhook_event_retention_days: Option<u32>,
+    /// 100 to 10,000,000.
+    pub webhook_event_max_count: Option<u32>,
+    /// 1 to 3,650.
+    pub deploy_log_retention_days: Option<u32>,
+    /// 1 to 100,000.
+    pub deploy_logs_per_stage: Option<u32>,
     pub proxy_kind: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -133,6 +165,14 @@ impl From<Settings> for SettingsView {
             health_timeout_ms: millis(s.health_timeout),
             health_retries: s.health_retries,
             health_start_period_ms: millis(s.health_start_period),
+            limits: LimitsView {
+                allow_unsigned_dockerhub: s.limits.allow_unsigned_dockerhub,
+                auto_create_per_minute: s.limits.auto_create_per_minute,
+                webhook_event_retention_days: s.limits.webhook_event_retention_days,
+                webhook_event_max_count: s.limits.webhook_event_max_count,
+                deploy_log_retention_days: s.limits.deploy_log_retention_days,
+                deploy_logs_per_stage: s.limits.deploy_logs_per_stage,
+            },
         }
     }
 }
@@ -295,6 +335,7 @@ fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, A
     let health_start_period = body
         .health_start_period_ms
         .and_then(|v| errors.check("health_start_period_ms", validate::millis(v, ms(0), hour)));
+    let limits = check_limits(&current.limits, body, &mut errors);
     errors.into_result()?;
     let empty_is_none = |v: &Option<Option<String>>| {
         v.clone()
@@ -321,7 +362,69 @@ fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, A
         health_timeout,
         health_retries,
         health_start_period,
+        limits,
     })
+}
+
+/// The webhook limits after `body`'s changes, `None` when it changes none of them.
+fn check_limits(
+    current: &WebhookLimits,
+    body: &SettingsChanges,
+    errors: &mut FieldErrors,
+) -> Option<WebhookLimits> {
+    let mut limits = current.clone();
+    let mut changed = false;
+    if let Some(allow) = body.allow_unsigned_dockerhub {
+        limits.allow_unsigned_dockerhub = allow;
+        changed = true;
+    }
+    for (field, value, min, max, target) in [
+        (
+            "auto_create_per_minute",
+            body.auto_create_per_minute,
+            1,
+            10_000,
+            &mut limits.auto_create_per_minute,
+        ),
+        (
+            "webhook_event_retention_days",
+            body.webhook_event_retention_days,
+            1,
+            3650,
+            &mut limits.webhook_event_retention_days,
+        ),
+        (
+            "webhook_event_max_count",
+            body.webhook_event_max_count,
+            100,
+            10_000_000,
+            &mut limits.webhook_event_max_count,
+        ),
+        (
+            "deploy_log_retention_days",
+            body.deploy_log_retention_days,
+            1,
+            3650,
+            &mut limits.deploy_log_retention_days,
+        ),
+        (
+            "deploy_logs_per_stage",
+            body.deploy_logs_per_stage,
+            1,
+            100_000,
+            &mut limits.deploy_logs_per_stage,
+        ),
+    ] {
+        if let Some(value) = value
+            && errors
+                .check(field, validate::range(u64::from(value), min, max))
+                .is_some()
+        {
+            *target = value;
+            changed = true;
+        }
+    }
+    changed.then_some(limits)
 }
 
 /// The settings as they would be after `update` (for checking without saving).

@@ -32,6 +32,7 @@ pub struct WebhookEventView {
 }
 
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEventsQuery {
     /// How many, newest first: 1–1000, default 100.

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{fallback, not_found};
+use super::headers::{add_common, page_policy};
 
 /// The built UI. Release builds carry the files; debug builds read them from `web/build`
 /// at run time, so a rebuilt UI shows without recompiling the daemon.
@@ -57,6 +58,8 @@ fn file_response(
     file: rust_embed::EmbeddedFile,
 ) -> Response {
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
+    let page = file.metadata.mimetype().starts_with("text/html");
+    let policy = page_policy(page.then_some(&file.data[..]));
     let cache = if name.starts_with(IMMUTABLE) {
         "public, max-age=31536000, immutable"
     } else {
@@ -86,7 +89,10 @@ fn file_response(
         response_headers.insert(header::ETAG, value);
     }
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    add_security_headers(response_headers);
+    add_common(response_headers);
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response_headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     response
 }
 
@@ -102,24 +108,8 @@ fn not_built() -> Response {
          under <code>/api</code> works as usual.</p>",
     )
         .into_response();
-    add_security_headers(response.headers_mut());
+    add_common(response.headers_mut());
     response
-}
-
-fn add_security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
 }
 
 #[cfg(test)]

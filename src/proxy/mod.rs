@@ -492,6 +492,7 @@ mod tests {
             health_timeout: Duration::from_secs(2),
             health_retries: 3,
             health_start_period: Duration::ZERO,
+            limits: Default::default(),
         }
     }
 

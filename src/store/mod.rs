@@ -18,6 +18,7 @@ mod notifications;
 mod poll_state;
 mod projects;
 mod registries;
+mod retention;
 mod settings;
 mod stages;
 mod users;
@@ -44,7 +45,7 @@ pub use projects::{
     EnvVar, NewProject, Project, ProjectEvent, ProjectHealth, ProjectUpdate, StoredEnvVar,
 };
 pub use registries::{NewRegistry, Registry, RegistryUpdate};
-pub use settings::{ProxyKind, Reachability, Settings, SettingsUpdate};
+pub use settings::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
 pub use stages::{NewStage, Stage, StageUpdate};
 pub use users::{ApiToken, Session, User};
 pub use webhook_events::{NewWebhookEvent, WebhookEvent, WebhookOutcome};
@@ -240,7 +241,10 @@ fn reseal_column(tx: &Transaction, sealer: &Sealer, column: &SealedColumn) -> St
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!("migrations/003_webhook_limits.sql")),
+    ])
 }
 
 /// The one text form of a time in the database.

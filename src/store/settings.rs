@@ -65,6 +65,39 @@ pub struct Settings {
     pub health_timeout: Duration,
     pub health_retries: u32,
     pub health_start_period: Duration,
+    /// Webhook signing, auto-create rate and retention; its own struct and columns.
+    pub limits: WebhookLimits,
+}
+
+/// What webhooks may cost, and how long their traces are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookLimits {
+    /// With a signing secret set, still accept Docker Hub pushes (Docker Hub cannot sign).
+    pub allow_unsigned_dockerhub: bool,
+    /// New projects auto-create may make per minute; later unknown images are ignored.
+    pub auto_create_per_minute: u32,
+    /// Webhook events older than this many days are pruned…
+    pub webhook_event_retention_days: u32,
+    /// …and beyond this many, the oldest.
+    pub webhook_event_max_count: u32,
+    /// Logs of finished deploys older than this many days are pruned…
+    pub deploy_log_retention_days: u32,
+    /// …and of deploys beyond this many newest per stage.
+    pub deploy_logs_per_stage: u32,
+}
+
+impl Default for WebhookLimits {
+    /// The column defaults of migration 003.
+    fn default() -> WebhookLimits {
+        WebhookLimits {
+            allow_unsigned_dockerhub: false,
+            auto_create_per_minute: 10,
+            webhook_event_retention_days: 30,
+            webhook_event_max_count: 10_000,
+            deploy_log_retention_days: 90,
+            deploy_logs_per_stage: 50,
+        }
+    }
 }
 
 /// Fields left `None` keep their value; `Some(None)` clears an optional one.
@@ -90,6 +123,8 @@ pub struct SettingsUpdate {
     pub health_timeout: Option<Duration>,
     pub health_retries: Option<u32>,
     pub health_start_period: Option<Duration>,
+    /// Replaces all of them when set.
+    pub limits: Option<WebhookLimits>,
 }
 
 const COLUMNS: &str = "base_domain, stage_subdomain_pattern, instance_subdomain_pattern,
@@ -122,6 +157,22 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
         health_retries: row.get(18)?,
         health_start_period: super::from_millis(row.get(19)?),
         proxy_listen: row.get(20)?,
+        limits: WebhookLimits::default(),
+    })
+}
+
+const LIMIT_COLUMNS: &str = "allow_unsigned_dockerhub, auto_create_per_minute,
+    webhook_event_retention_days, webhook_event_max_count, deploy_log_retention_days,
+    deploy_logs_per_stage";
+
+fn limits_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookLimits> {
+    Ok(WebhookLimits {
+        allow_unsigned_dockerhub: row.get(0)?,
+        auto_create_per_minute: row.get(1)?,
+        webhook_event_retention_days: row.get(2)?,
+        webhook_event_max_count: row.get(3)?,
+        deploy_log_retention_days: row.get(4)?,
+        deploy_logs_per_stage: row.get(5)?,
     })
 }
 
@@ -131,11 +182,18 @@ fn millis(d: Duration) -> i64 {
 
 impl Store {
     pub fn settings(&self) -> StoreResult<Settings> {
-        Ok(self.conn().query_row(
+        let conn = self.conn();
+        let mut settings = conn.query_row(
             &format!("SELECT {COLUMNS} FROM settings WHERE id = 1"),
             [],
             from_row,
-        )?)
+        )?;
+        settings.limits = conn.query_row(
+            &format!("SELECT {LIMIT_COLUMNS} FROM settings WHERE id = 1"),
+            [],
+            limits_from_row,
+        )?;
+        Ok(settings)
     }
 
     pub fn update_settings(&self, update: &SettingsUpdate) -> StoreResult<Settings> {
@@ -201,6 +259,22 @@ impl Store {
                     update.proxy_listen.clone().unwrap_or(current.proxy_listen),
                 ],
             )?;
+            if let Some(limits) = &update.limits {
+                tx.execute(
+                    "UPDATE settings SET allow_unsigned_dockerhub = ?1, auto_create_per_minute = ?2,
+                        webhook_event_retention_days = ?3, webhook_event_max_count = ?4,
+                        deploy_log_retention_days = ?5, deploy_logs_per_stage = ?6
+                     WHERE id = 1",
+                    rusqlite::params![
+                        limits.allow_unsigned_dockerhub,
+                        limits.auto_create_per_minute,
+                        limits.webhook_event_retention_days,
+                        limits.webhook_event_max_count,
+                        limits.deploy_log_retention_days,
+                        limits.deploy_logs_per_stage,
+                    ],
+                )?;
+            }
             for (column, value) in [
                 (&WEBHOOK_SIGNING_SECRET, &update.webhook_signing_secret),
                 (&PROXY_SECRET, &update.proxy_secret),

@@ -57,23 +57,46 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<WebhookEvent> {
 
 impl Store {
     pub fn record_webhook_event(&self, event: &NewWebhookEvent) -> StoreResult<i64> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO webhook_events (received_at, source, image, tag, outcome, detail, project_id, stage_id, deploy_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            rusqlite::params![
-                now(),
-                event.source,
-                event.image,
-                event.tag,
-                event.outcome.unwrap_or(WebhookOutcome::Ignored).as_str(),
-                event.detail,
-                event.project_id,
-                event.stage_id,
-                event.deploy_id,
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
+        let ids = self.record_webhook_events(std::slice::from_ref(event))?;
+        Ok(ids.first().copied().unwrap_or_default())
+    }
+
+    /// Records a request's events in one transaction (all or none), in order; returns
+    /// their ids. Blocking: async callers run it with `spawn_blocking`.
+    pub fn record_webhook_events(&self, events: &[NewWebhookEvent]) -> StoreResult<Vec<i64>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut ids = Vec::with_capacity(events.len());
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO webhook_events (received_at, source, image, tag, outcome, detail, project_id, stage_id, deploy_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let at = now();
+            for event in events {
+                insert.execute(rusqlite::params![
+                    at,
+                    event.source,
+                    event.image,
+                    event.tag,
+                    event.outcome.unwrap_or(WebhookOutcome::Ignored).as_str(),
+                    event.detail,
+                    event.project_id,
+                    event.stage_id,
+                    event.deploy_id,
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// How many webhook events are stored.
+    pub fn count_webhook_events(&self) -> StoreResult<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM webhook_events", [], |r| r.get(0))?)
     }
 
     /// Newest first.

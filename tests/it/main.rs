@@ -4,7 +4,9 @@ mod support;
 
 mod api;
 mod api_deploy;
+mod api_headers;
 mod daemon;
+mod data_folder;
 mod deployer;
 mod docker_engine;
 mod faults_docker;
@@ -20,6 +22,7 @@ mod proxy_npm;
 mod proxy_pipeline;
 mod registry_client;
 mod registry_support;
+mod server_limits;
 mod store;
 mod tidy;
 mod webhook;

@@ -30,6 +30,9 @@ pub struct TestApp {
 pub struct AppOptions {
     pub docker_host: Option<String>,
     pub public_url: Option<String>,
+    /// Connection cap and header timeout, when not the defaults.
+    pub max_connections: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -45,6 +48,13 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         public_url: options.public_url,
         admin_password: Some(Secret(ADMIN_PASSWORD.into())),
         ..Config::default()
+    };
+    let config = Config {
+        max_connections: options.max_connections.unwrap_or(config.max_connections),
+        header_timeout_secs: options
+            .header_timeout_secs
+            .unwrap_or(config.header_timeout_secs),
+        ..config
     };
     let daemon = daemon::start(config).await.expect("daemon starts");
     daemon
