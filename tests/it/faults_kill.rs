@@ -182,7 +182,13 @@ async fn killed_while_retiring_the_old_instance() {
     }
     until_faulted(setup.docker_front.as_ref().unwrap(), &setup).await;
     kill_and_restart(&mut setup, |s| s.docker_front.as_ref().unwrap()).await;
-    setup.daemon.wait_final(id).await;
+    // Traffic was on v2 before the kill: the deploy succeeded, whatever became of v1.
+    assert_eq!(
+        setup.daemon.wait_final(id).await.status,
+        DeployStatus::Success,
+        "{}",
+        setup.daemon.log()
+    );
     setup.assert_settled().await;
     assert_eq!(
         setup.serving_tag().as_deref(),

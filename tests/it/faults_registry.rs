@@ -73,6 +73,9 @@ async fn registry_faults_during_polls_deploy_nothing_until_the_registry_is_back(
         first["result"] == "baseline" || first["result"] == "no_change",
         "{first}"
     );
+    // The registry fails before v2 exists, so no poll (ours or the poller's own) can
+    // see v2 before the faults are over. The push goes to the registry directly.
+    setup.registry_front.set(Fault::Status500);
     setup.push(HEALTHY_IMAGE, "v2").await;
     // The client's own timeout ends a hanging listing (30 s): the stall outlasts it.
     for fault in [
