@@ -4,6 +4,8 @@ mod support;
 
 mod api;
 mod api_deploy;
+mod auth_scopes;
+mod container_policy;
 mod daemon;
 mod deployer;
 mod docker_engine;
