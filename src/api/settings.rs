@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, FieldErrors};
 use super::extract::{ApiJson, double_option, parse_json};
 use super::{AppState, validate};
+use crate::container_policy;
 use crate::daemon;
 use crate::poller::parse_cron;
 use crate::proxy;
@@ -50,6 +51,12 @@ pub struct SettingsView {
     pub health_timeout_ms: u64,
     pub health_retries: u32,
     pub health_start_period_ms: u64,
+    /// Host folders deployed containers may bind-mount (and anything under them); empty
+    /// means no bind mounts, only named volumes. Some paths are refused always.
+    pub allowed_bind_paths: Vec<String>,
+    /// Whether deployed containers may use `network: host` (or another container's
+    /// network), which gets around the 127.0.0.1-only port publishing.
+    pub allow_host_network: bool,
     #[serde(flatten)]
     pub limits: LimitsView,
 }
@@ -126,6 +133,9 @@ pub struct SettingsChanges {
     pub health_timeout_ms: Option<u64>,
     pub health_retries: Option<u32>,
     pub health_start_period_ms: Option<u64>,
+    /// Absolute host paths; replaces the whole list.
+    pub allowed_bind_paths: Option<Vec<String>>,
+    pub allow_host_network: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,6 +183,8 @@ impl From<Settings> for SettingsView {
                 deploy_log_retention_days: s.limits.deploy_log_retention_days,
                 deploy_logs_per_stage: s.limits.deploy_logs_per_stage,
             },
+            allowed_bind_paths: s.allowed_bind_paths,
+            allow_host_network: s.allow_host_network,
         }
     }
 }
@@ -192,7 +204,7 @@ pub async fn update(
     ApiJson(body): ApiJson<SettingsChanges>,
 ) -> Result<Json<SettingsView>, ApiError> {
     let current = state.store.settings()?;
-    let update = check(&current, &body)?;
+    let update = check(&current, &body, state.store.data_dir().as_deref())?;
     let updated = state.store.update_settings(&update)?;
     state
         .deployer
@@ -239,7 +251,7 @@ pub async fn check_proxy(
         parse_json(&body)?
     };
     let current = state.store.settings()?;
-    let update = check(&current, &changes)?;
+    let update = check(&current, &changes, state.store.data_dir().as_deref())?;
     let secret = match &update.proxy_secret {
         Some(secret) => secret.clone(),
         None => state.store.proxy_secret()?,
@@ -255,8 +267,18 @@ pub async fn check_proxy(
 }
 
 /// Validates the changes against the current settings and builds the store update.
-fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, ApiError> {
+fn check(
+    current: &Settings,
+    body: &SettingsChanges,
+    data_dir: Option<&std::path::Path>,
+) -> Result<SettingsUpdate, ApiError> {
     let mut errors = FieldErrors::new();
+    for (i, path) in body.allowed_bind_paths.iter().flatten().enumerate() {
+        errors.check(
+            &format!("allowed_bind_paths[{i}]"),
+            container_policy::check_allowed_path(path, data_dir),
+        );
+    }
     if let Some(domain) = &body.base_domain
         && !domain.is_empty()
     {
@@ -363,6 +385,8 @@ fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, A
         health_retries,
         health_start_period,
         limits,
+        allowed_bind_paths: body.allowed_bind_paths.clone(),
+        allow_host_network: body.allow_host_network,
     })
 }
 

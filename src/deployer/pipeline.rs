@@ -112,6 +112,8 @@ impl Run<'_> {
         let project = store.get_project(self.deploy.project_id).map_err(failed)?;
         let stage = store.get_stage(self.deploy.stage_id).map_err(failed)?;
         let settings = store.settings().map_err(failed)?;
+        crate::container_policy::check_project(&settings, store.data_dir().as_deref(), &project)
+            .map_err(fail("plan"))?;
         let auth = match project.registry_id {
             Some(id) => {
                 let registry = store.get_registry(id).map_err(failed)?;

@@ -493,6 +493,8 @@ mod tests {
             health_retries: 3,
             health_start_period: Duration::ZERO,
             limits: Default::default(),
+            allowed_bind_paths: Vec::new(),
+            allow_host_network: false,
         }
     }
 

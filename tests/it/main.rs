@@ -5,6 +5,8 @@ mod support;
 mod api;
 mod api_deploy;
 mod api_headers;
+mod auth_scopes;
+mod container_policy;
 mod daemon;
 mod data_folder;
 mod deployer;
