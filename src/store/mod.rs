@@ -240,7 +240,10 @@ fn reseal_column(tx: &Transaction, sealer: &Sealer, column: &SealedColumn) -> St
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
+    ])
 }
 
 /// The one text form of a time in the database.
