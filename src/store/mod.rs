@@ -255,6 +255,7 @@ fn migrations() -> Migrations<'static> {
             "migrations/002_token_scopes_and_container_policy.sql"
         )),
         M::up(include_str!("migrations/003_webhook_limits.sql")),
+        M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
     ])
 }
 
