@@ -13,9 +13,8 @@ use super::error::{ApiError, FieldErrors};
 use super::extract::{ApiJson, double_option, parse_json};
 use super::{AppState, validate};
 use crate::container_policy;
-use crate::daemon;
 use crate::poller::parse_cron;
-use crate::proxy;
+use crate::proxy::{self, ProxyConfig};
 use crate::store::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
 use crate::subdomain::Subdomain;
 
@@ -206,9 +205,7 @@ pub async fn update(
     let current = state.store.settings()?;
     let update = check(&current, &body, state.store.data_dir().as_deref())?;
     let updated = state.store.update_settings(&update)?;
-    state
-        .deployer
-        .set_proxy(daemon::connect_proxy(&state.store));
+    state.deployer.set_proxy(proxy::connect_saved(&state.store));
     Ok(Json(updated.into()))
 }
 
@@ -252,12 +249,23 @@ pub async fn check_proxy(
     };
     let current = state.store.settings()?;
     let update = check(&current, &changes, state.store.data_dir().as_deref())?;
+    let saved_secret = state.store.proxy_secret()?;
     let secret = match &update.proxy_secret {
         Some(secret) => secret.clone(),
-        None => state.store.proxy_secret()?,
+        None => saved_secret.clone(),
     };
+    let saved = ProxyConfig::from_settings(&current, saved_secret);
     let merged = apply(current, &update);
-    Ok(Json(match proxy::check_settings(&merged, secret).await {
+    let asked = ProxyConfig::from_settings(&merged, secret.clone());
+    // The saved proxy settings are checked through the client deploys use, so a token it
+    // holds but NPM refuses shows (and is renewed) here; other values get a new client.
+    let live = state.deployer.proxy();
+    let result = if asked == saved && live.kind() == asked.kind {
+        proxy::check_live(&merged, live.as_ref()).await
+    } else {
+        proxy::check_settings(&merged, secret).await
+    };
+    Ok(Json(match result {
         Ok(message) => ProxyCheckAnswer { ok: true, message },
         Err(e) => ProxyCheckAnswer {
             ok: false,

@@ -112,6 +112,11 @@ impl Deployer {
         *self.inner.proxy.write().unwrap_or_else(|p| p.into_inner()) = proxy;
     }
 
+    /// The proxy deploys use now (the settings check reports on this very client).
+    pub fn proxy(&self) -> Arc<dyn Proxy> {
+        self.inner.proxy()
+    }
+
     /// Whether no deploy is running or waiting.
     pub fn is_idle(&self) -> bool {
         self.queue.is_idle()
