@@ -22,7 +22,7 @@ use crate::docker::{BollardEngine, Engine};
 use crate::intake::{EngineInspector, Intake};
 use crate::notify::HttpNotifier;
 use crate::poller::Poller;
-use crate::proxy::{self, NoProxy, Proxy, ProxyConfig};
+use crate::proxy;
 use crate::serve;
 use crate::store::Store;
 
@@ -126,7 +126,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     let deployer = Deployer::new(
         store.clone(),
         engine.clone(),
-        connect_proxy(&store),
+        proxy::connect_saved(&store),
         Arc::new(notifier.clone()),
         DeployEvents::default(),
     )?;
@@ -189,27 +189,6 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         poll_loop,
         _lock: lock,
     })
-}
-
-/// The proxy the settings name; a configuration that cannot work is logged and replaced by
-/// no proxy, so the daemon still starts and the UI can fix the settings.
-pub fn connect_proxy(store: &Store) -> Arc<dyn Proxy> {
-    let config = match (store.settings(), store.proxy_secret()) {
-        (Ok(settings), Ok(secret)) => ProxyConfig::from_settings(&settings, secret),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!("cannot read the proxy settings: {e}");
-            return Arc::new(NoProxy);
-        }
-    };
-    match proxy::connect(&config) {
-        Ok(proxy) => proxy,
-        Err(e) => {
-            tracing::error!(
-                "proxy settings do not work ({e}); routing is off until they are fixed"
-            );
-            Arc::new(NoProxy)
-        }
-    }
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.

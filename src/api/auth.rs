@@ -2,7 +2,9 @@
 //! (an HttpOnly cookie, with a CSRF token for state-changing requests) and bearer tokens
 //! for scripts (the session id from a login, or a named API token).
 //!
-//! [`require_auth`] guards every route except the few [`super::router`] lists as public.
+//! [`require_auth`] guards every route except the few [`super::router`] lists as public,
+//! and lets a request through only when the caller's scope covers the route's (from
+//! [`super::scopes::ROUTE_SCOPES`]): sessions are `admin`, an API token has its own scope.
 //! Only hashes are stored: argon2id for the password, SHA-256 for session ids and tokens
 //! (long random strings need no slow hash). A token is shown once, when it is made.
 
@@ -15,7 +17,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +31,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, Path};
 use super::{AppState, validate};
-use crate::store::{ApiToken, Store, StoreError, User};
+use crate::store::{ApiToken, Store, StoreError, TokenScope, User};
 
 /// The account made on first start.
 pub const ADMIN_USERNAME: &str = "admin";
@@ -49,6 +51,8 @@ pub const LOGIN_REFILL: Duration = Duration::from_secs(12);
 pub struct Principal {
     pub user_id: i64,
     pub via: AuthVia,
+    /// What the caller may do: `admin` for sessions, the token's scope for API tokens.
+    pub scope: TokenScope,
 }
 
 #[derive(Clone, Debug)]
@@ -130,6 +134,17 @@ pub async fn require_auth(
     next: Next,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state.store, request.method(), request.headers())?;
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", MatchedPath::as_str);
+    let needed = super::scopes::needed(request.method(), route);
+    if !principal.scope.allows(needed) {
+        return Err(ApiError::Forbidden(format!(
+            "this needs a token with scope `{needed}` (this token's scope is `{}`); an admin can make one in Settings → API tokens",
+            principal.scope
+        )));
+    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
@@ -208,6 +223,8 @@ pub struct MeAnswer {
     /// The CSRF token of the cookie session; absent for bearer requests, which need none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// What the caller may do: `read`, `deploy` or `admin` (always `admin` for a session).
+    pub scope: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -221,12 +238,17 @@ pub struct PasswordBody {
 #[serde(deny_unknown_fields)]
 pub struct NewTokenBody {
     pub name: String,
+    /// `read` (GET only), `deploy` (read, plus deploy a tag, redeploy, roll back, poll
+    /// now) or `admin` (everything). Default `deploy`; never wider than the caller's.
+    pub scope: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
+    /// `read`, `deploy` or `admin`.
+    pub scope: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
 }
@@ -235,6 +257,7 @@ pub struct TokenView {
 pub struct CreatedToken {
     pub id: i64,
     pub name: String,
+    pub scope: String,
     pub created_at: DateTime<Utc>,
     /// The token itself, shown this once: store it now.
     pub token: String,
@@ -255,6 +278,7 @@ impl From<ApiToken> for TokenView {
         TokenView {
             id: token.id,
             name: token.name,
+            scope: token.scope.as_str().into(),
             created_at: token.created_at,
             last_used_at: token.last_used_at,
         }
@@ -349,7 +373,7 @@ pub async fn me(
     axum::Extension(principal): axum::Extension<Principal>,
 ) -> Result<Json<MeAnswer>, ApiError> {
     let user = state.store.get_user(principal.user_id)?;
-    let (auth, csrf_token) = match principal.via {
+    let (auth, csrf_token) = match principal.via.clone() {
         AuthVia::Cookie { csrf_token, .. } => ("cookie", Some(csrf_token)),
         AuthVia::BearerSession { .. } => ("session", None),
         AuthVia::ApiToken => ("token", None),
@@ -358,6 +382,7 @@ pub async fn me(
         user: UserView::from(&user),
         auth: auth.into(),
         csrf_token,
+        scope: principal.scope.as_str().into(),
     }))
 }
 
@@ -422,6 +447,7 @@ pub async fn list_tokens(
     request_body = NewTokenBody,
     responses(
         (status = 201, body = CreatedToken),
+        (status = 403, body = ErrorBody, description = "the scope is wider than the caller's"),
         (status = 409, body = ErrorBody, description = "a token with this name exists"),
         (status = 422, body = ErrorBody),
     ))]
@@ -432,17 +458,34 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let mut errors = FieldErrors::new();
     errors.check("name", validate::dns_name(&body.name));
+    let scope = match body.scope.as_deref() {
+        None => Some(TokenScope::Deploy),
+        Some(scope) => errors.check(
+            "scope",
+            scope
+                .parse::<TokenScope>()
+                .map_err(|_| "must be read, deploy or admin"),
+        ),
+    };
     errors.into_result()?;
+    let scope = scope.unwrap_or(TokenScope::Deploy);
+    if !principal.scope.allows(scope) {
+        return Err(ApiError::Forbidden(format!(
+            "a `{}` caller cannot make a `{scope}` token: a token is never wider than its maker",
+            principal.scope
+        )));
+    }
     let token = format!("dw_{}", random_string(32));
     let stored =
         state
             .store
-            .create_api_token(principal.user_id, &body.name, &sha256_hex(&token))?;
+            .create_api_token(principal.user_id, &body.name, scope, &sha256_hex(&token))?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
             id: stored.id,
             name: stored.name,
+            scope: stored.scope.as_str().into(),
             created_at: stored.created_at,
             token,
         }),
@@ -481,16 +524,18 @@ fn authenticate(
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let hash = sha256_hex(token);
-        if let Some(user_id) = store.user_for_token(&hash)? {
+        if let Some((user_id, scope)) = store.user_for_token(&hash)? {
             return Ok(Principal {
                 user_id,
                 via: AuthVia::ApiToken,
+                scope,
             });
         }
         if let Some(session) = store.get_session(&hash)? {
             return Ok(Principal {
                 user_id: session.user_id,
                 via: AuthVia::BearerSession { session_hash: hash },
+                scope: TokenScope::Admin,
             });
         }
         return Err(ApiError::Unauthorized);
@@ -518,6 +563,7 @@ fn authenticate(
             session_hash: hash,
             csrf_token: session.csrf_token,
         },
+        scope: TokenScope::Admin,
     })
 }
 

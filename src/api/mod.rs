@@ -12,7 +12,8 @@
 //!
 //! A route added to the protected or stream group needs sign-in without further ado; the
 //! public group is listed in [`PUBLIC_ROUTES`], and a test checks every route of the
-//! OpenAPI document against it.
+//! OpenAPI document against it. The token scope each signed-in route needs is in
+//! [`scopes::ROUTE_SCOPES`], checked against the document the same way.
 //!
 //! Invariant: handlers are thin; they parse and validate, call the store or a worker,
 //! and translate the outcome into response types of their own (never store rows). They
@@ -30,6 +31,7 @@ mod notifications;
 mod openapi;
 mod projects;
 mod registries;
+pub mod scopes;
 mod settings;
 mod stages;
 mod system;

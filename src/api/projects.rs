@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, ApiQuery, double_option};
 use super::{AppState, validate};
+use crate::container_policy::ContainerPolicy;
 use crate::image_ref::ImageRef;
 use crate::poller;
 use crate::registry::{self, RegistryConfig};
@@ -246,6 +247,12 @@ pub async fn create(
     );
     let env = check_env(&mut errors, "env", &body.env);
     check_volumes(&mut errors, &body.volumes);
+    check_policy(
+        &state.store,
+        &mut errors,
+        &body.volumes,
+        body.network.as_deref(),
+    )?;
     check_limits(
         &mut errors,
         body.network.as_deref(),
@@ -325,6 +332,9 @@ pub async fn update(
     if let Some(volumes) = &body.volumes {
         check_volumes(&mut errors, volumes);
     }
+    let network = body.network.clone().flatten();
+    let volumes = body.volumes.as_deref().unwrap_or_default();
+    check_policy(&state.store, &mut errors, volumes, network.as_deref())?;
     check_limits(
         &mut errors,
         body.network.clone().flatten().as_deref(),
@@ -564,6 +574,20 @@ fn check_volumes(errors: &mut FieldErrors, volumes: &[String]) {
     for (i, volume) in volumes.iter().enumerate() {
         errors.check(&format!("volumes[{i}]"), validate::volume(volume));
     }
+}
+
+/// What deployed containers may get (`container_policy`): bind mounts, host network.
+fn check_policy(
+    store: &Store,
+    errors: &mut FieldErrors,
+    volumes: &[String],
+    network: Option<&str>,
+) -> Result<(), ApiError> {
+    let policy = ContainerPolicy::new(&store.settings()?, store.data_dir().as_deref());
+    for refusal in policy.check(volumes, network) {
+        errors.add(refusal.field, refusal.reason);
+    }
+    Ok(())
 }
 
 fn check_limits(

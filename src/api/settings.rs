@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, FieldErrors};
 use super::extract::{ApiJson, double_option, parse_json};
 use super::{AppState, validate};
-use crate::daemon;
+use crate::container_policy;
 use crate::poller::parse_cron;
-use crate::proxy;
+use crate::proxy::{self, ProxyConfig};
 use crate::store::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
 use crate::subdomain::Subdomain;
 
@@ -50,6 +50,12 @@ pub struct SettingsView {
     pub health_timeout_ms: u64,
     pub health_retries: u32,
     pub health_start_period_ms: u64,
+    /// Host folders deployed containers may bind-mount (and anything under them); empty
+    /// means no bind mounts, only named volumes. Some paths are refused always.
+    pub allowed_bind_paths: Vec<String>,
+    /// Whether deployed containers may use `network: host` (or another container's
+    /// network), which gets around the 127.0.0.1-only port publishing.
+    pub allow_host_network: bool,
     #[serde(flatten)]
     pub limits: LimitsView,
 }
@@ -126,6 +132,9 @@ pub struct SettingsChanges {
     pub health_timeout_ms: Option<u64>,
     pub health_retries: Option<u32>,
     pub health_start_period_ms: Option<u64>,
+    /// Absolute host paths; replaces the whole list.
+    pub allowed_bind_paths: Option<Vec<String>>,
+    pub allow_host_network: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,6 +182,8 @@ impl From<Settings> for SettingsView {
                 deploy_log_retention_days: s.limits.deploy_log_retention_days,
                 deploy_logs_per_stage: s.limits.deploy_logs_per_stage,
             },
+            allowed_bind_paths: s.allowed_bind_paths,
+            allow_host_network: s.allow_host_network,
         }
     }
 }
@@ -192,11 +203,9 @@ pub async fn update(
     ApiJson(body): ApiJson<SettingsChanges>,
 ) -> Result<Json<SettingsView>, ApiError> {
     let current = state.store.settings()?;
-    let update = check(&current, &body)?;
+    let update = check(&current, &body, state.store.data_dir().as_deref())?;
     let updated = state.store.update_settings(&update)?;
-    state
-        .deployer
-        .set_proxy(daemon::connect_proxy(&state.store));
+    state.deployer.set_proxy(proxy::connect_saved(&state.store));
     Ok(Json(updated.into()))
 }
 
@@ -239,13 +248,24 @@ pub async fn check_proxy(
         parse_json(&body)?
     };
     let current = state.store.settings()?;
-    let update = check(&current, &changes)?;
+    let update = check(&current, &changes, state.store.data_dir().as_deref())?;
+    let saved_secret = state.store.proxy_secret()?;
     let secret = match &update.proxy_secret {
         Some(secret) => secret.clone(),
-        None => state.store.proxy_secret()?,
+        None => saved_secret.clone(),
     };
+    let saved = ProxyConfig::from_settings(&current, saved_secret);
     let merged = apply(current, &update);
-    Ok(Json(match proxy::check_settings(&merged, secret).await {
+    let asked = ProxyConfig::from_settings(&merged, secret.clone());
+    // The saved proxy settings are checked through the client deploys use, so a token it
+    // holds but NPM refuses shows (and is renewed) here; other values get a new client.
+    let live = state.deployer.proxy();
+    let result = if asked == saved && live.kind() == asked.kind {
+        proxy::check_live(&merged, live.as_ref()).await
+    } else {
+        proxy::check_settings(&merged, secret).await
+    };
+    Ok(Json(match result {
         Ok(message) => ProxyCheckAnswer { ok: true, message },
         Err(e) => ProxyCheckAnswer {
             ok: false,
@@ -255,8 +275,18 @@ pub async fn check_proxy(
 }
 
 /// Validates the changes against the current settings and builds the store update.
-fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, ApiError> {
+fn check(
+    current: &Settings,
+    body: &SettingsChanges,
+    data_dir: Option<&std::path::Path>,
+) -> Result<SettingsUpdate, ApiError> {
     let mut errors = FieldErrors::new();
+    for (i, path) in body.allowed_bind_paths.iter().flatten().enumerate() {
+        errors.check(
+            &format!("allowed_bind_paths[{i}]"),
+            container_policy::check_allowed_path(path, data_dir),
+        );
+    }
     if let Some(domain) = &body.base_domain
         && !domain.is_empty()
     {
@@ -363,6 +393,8 @@ fn check(current: &Settings, body: &SettingsChanges) -> Result<SettingsUpdate, A
         health_retries,
         health_start_period,
         limits,
+        allowed_bind_paths: body.allowed_bind_paths.clone(),
+        allow_host_network: body.allow_host_network,
     })
 }
 

@@ -45,6 +45,8 @@ pub struct ReconcileView {
     pub removed_containers: Vec<String>,
     pub vanished_instances: Vec<i64>,
     pub removed_proxy_hosts: Vec<String>,
+    /// Domains whose proxy host was missing or pointed elsewhere and was put back.
+    pub restored_proxy_hosts: Vec<String>,
     /// What could not be checked or undone (Docker down, proxy unreachable).
     pub problems: Vec<String>,
 }
@@ -98,6 +100,7 @@ pub async fn reconcile(State(state): State<AppState>) -> Json<ReconcileView> {
         removed_containers: report.removed_containers,
         vanished_instances: report.vanished_instances,
         removed_proxy_hosts: report.removed_proxy_hosts,
+        restored_proxy_hosts: report.restored_proxy_hosts,
         problems: report.problems,
     })
 }

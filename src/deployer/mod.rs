@@ -66,6 +66,8 @@ struct Inner {
     proxy: std::sync::RwLock<Arc<dyn Proxy>>,
     notifier: Arc<dyn Notifier>,
     events: DeployEvents,
+    /// Containers of retired instances, stopping in the background.
+    retiring: tokio_util::task::TaskTracker,
 }
 
 impl Deployer {
@@ -83,6 +85,7 @@ impl Deployer {
             proxy: std::sync::RwLock::new(proxy),
             notifier,
             events,
+            retiring: tokio_util::task::TaskTracker::new(),
         });
         let runner = inner.clone();
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {
@@ -109,19 +112,41 @@ impl Deployer {
         *self.inner.proxy.write().unwrap_or_else(|p| p.into_inner()) = proxy;
     }
 
+    /// The proxy deploys use now (the settings check reports on this very client).
+    pub fn proxy(&self) -> Arc<dyn Proxy> {
+        self.inner.proxy()
+    }
+
     /// Whether no deploy is running or waiting.
     pub fn is_idle(&self) -> bool {
         self.queue.is_idle()
     }
 
-    /// Stops taking deploys and waits for those under way to finish.
+    /// Stops taking deploys and waits for those under way to finish, and for retired
+    /// containers to stop (at most their grace period).
     pub async fn drain(&self) {
         self.queue.drain().await;
+        self.inner.retiring.close();
+        self.inner.retiring.wait().await;
     }
 
-    /// Compares the store with Docker (and the proxy) and cleans up what a crash left.
+    /// Waits until every retired container stopping in the background is gone (or failed
+    /// to go, which is logged). Deploys never wait for this; tests and shutdown do.
+    pub async fn settle(&self) {
+        let retiring = &self.inner.retiring;
+        retiring.close();
+        retiring.wait().await;
+        retiring.reopen();
+    }
+
+    /// Compares the store with Docker (and the proxy) and cleans up what a crash left;
+    /// instances a crash left `stopping` are finished in the background.
     pub async fn reconcile(&self) -> ReconcileReport {
-        reconcile::reconcile(&self.inner).await
+        let mut report = reconcile::reconcile(&self.inner).await;
+        if let Err(e) = retire::resume_stopping(&self.inner) {
+            report.problems.push(e);
+        }
+        report
     }
 }
 

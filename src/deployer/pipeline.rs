@@ -5,6 +5,7 @@
 //! rollback walks that list backwards. Nothing here decides policy beyond the order.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
@@ -22,7 +23,7 @@ use super::{DeployOutcome, Inner, naming, retire};
 const LOG_TAIL: usize = 20;
 
 /// Runs deploy `deploy_id` to its end. Returns `Skipped` when it is no longer pending.
-pub(super) async fn deploy(inner: &Inner, deploy_id: i64) -> DeployOutcome {
+pub(super) async fn deploy(inner: &Arc<Inner>, deploy_id: i64) -> DeployOutcome {
     let deploy = match inner.store.get_deploy(deploy_id) {
         Ok(deploy) if deploy.status == DeployStatus::Pending => deploy,
         Ok(_) => return DeployOutcome::Skipped,
@@ -72,18 +73,18 @@ fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
 enum Created {
     Instance(i64),
     Container(ContainerId),
-    ProxyHost(HostId),
-    /// The stage's domain was (or may have been) pointed at the new instance: point it
-    /// back at `previous`, or delete it when the stage had no live instance before.
-    StageHost {
+    /// A domain was (or may have been) pointed at the new instance. A host belongs to its
+    /// domain: when another instance routed the domain before (`previous`), it is pointed
+    /// back there; otherwise the host this deploy made (`made`) is deleted.
+    Route {
         domain: Subdomain,
-        id: Option<HostId>,
+        made: Option<HostId>,
         previous: Option<Upstream>,
     },
 }
 
 struct Run<'a> {
-    inner: &'a Inner,
+    inner: &'a Arc<Inner>,
     deploy: Deploy,
     created: Vec<Created>,
 }
@@ -112,6 +113,8 @@ impl Run<'_> {
         let project = store.get_project(self.deploy.project_id).map_err(failed)?;
         let stage = store.get_stage(self.deploy.stage_id).map_err(failed)?;
         let settings = store.settings().map_err(failed)?;
+        crate::container_policy::check_project(&settings, store.data_dir().as_deref(), &project)
+            .map_err(fail("plan"))?;
         let auth = match project.registry_id {
             Some(id) => {
                 let registry = store.get_registry(id).map_err(failed)?;
@@ -482,65 +485,11 @@ impl Run<'_> {
                 .map_err(|e| e.to_string())
                 .map_err(fail("proxy"));
         }
-        let tag_host = proxy
-            .ensure_host(&HostSpec {
-                domain: instance_domain.clone(),
-                upstream: upstream.clone(),
-            })
-            .await;
-        let tag_host = match tag_host {
-            Ok(id) => id,
-            Err(e) => {
-                // nginx refused the config of a host that now exists: it is ours to remove.
-                if let ProxyError::NginxRejected { id, .. } = &e {
-                    self.created.push(Created::ProxyHost(id.clone()));
-                }
-                return Err(fail("proxy")(e.to_string()));
-            }
-        };
-        self.created.push(Created::ProxyHost(tag_host.clone()));
-        self.log(
-            LogLevel::Info,
-            "proxy",
-            &format!("{instance_domain} → {upstream}"),
-        );
-
-        let previous = self.stage_upstream_before(plan, instance);
-        self.created.push(Created::StageHost {
-            domain: stage_domain.clone(),
-            id: None,
-            previous: previous.clone(),
-        });
-        let stage_host = proxy
-            .ensure_host(&HostSpec {
-                domain: stage_domain.clone(),
-                upstream: upstream.clone(),
-            })
-            .await;
-        let stage_host = match stage_host {
-            Ok(id) => id,
-            Err(e) => {
-                if let (
-                    ProxyError::NginxRejected { id: made, .. },
-                    Some(Created::StageHost { id, .. }),
-                ) = (&e, self.created.last_mut())
-                {
-                    *id = Some(made.clone());
-                }
-                return Err(fail("proxy")(e.to_string()));
-            }
-        };
-        if let Some(Created::StageHost { id, .. }) = self.created.last_mut() {
-            *id = Some(stage_host);
-        }
-        self.log(
-            LogLevel::Info,
-            "proxy",
-            &match previous {
-                Some(old) => format!("{stage_domain} → {upstream} (was {old})"),
-                None => format!("{stage_domain} → {upstream}"),
-            },
-        );
+        let tag_host = self
+            .route_domain(proxy.as_ref(), instance, instance_domain, &upstream)
+            .await?;
+        self.route_domain(proxy.as_ref(), instance, stage_domain, &upstream)
+            .await?;
         self.inner
             .store
             .set_instance_routing(
@@ -549,19 +498,64 @@ impl Run<'_> {
                 &[tag_host.to_string()],
             )
             .map_err(|e| e.to_string())
-            .map_err(fail("proxy"))
+            .map_err(fail("proxy"))?;
+        Ok(())
     }
 
-    /// Where the stage's domain pointed before this deploy: the newest other running
-    /// instance of the stage.
-    fn stage_upstream_before(&self, plan: &Plan, instance: &Instance) -> Option<Upstream> {
+    /// Points `domain` at `upstream`, first recording how to undo it: where the domain
+    /// pointed before (the newest other running instance that routes it), and the host id
+    /// once known (also when nginx refused a host it then holds).
+    async fn route_domain(
+        &mut self,
+        proxy: &dyn crate::proxy::Proxy,
+        instance: &Instance,
+        domain: &Subdomain,
+        upstream: &Upstream,
+    ) -> Result<HostId, Failure> {
+        let previous = self.upstream_before(domain, instance);
+        self.created.push(Created::Route {
+            domain: domain.clone(),
+            made: None,
+            previous: previous.clone(),
+        });
+        let result = proxy
+            .ensure_host(&HostSpec {
+                domain: domain.clone(),
+                upstream: upstream.clone(),
+            })
+            .await;
+        let id = match &result {
+            Ok(id) => Some(id.clone()),
+            // nginx refused the config of a host that now exists: undo it too.
+            Err(ProxyError::NginxRejected { id, .. }) => Some(id.clone()),
+            Err(_) => None,
+        };
+        if let Some(Created::Route { made, .. }) = self.created.last_mut() {
+            *made = id;
+        }
+        let id = result.map_err(|e| fail("proxy")(e.to_string()))?;
+        self.log(
+            LogLevel::Info,
+            "proxy",
+            &match previous {
+                Some(old) => format!("{domain} → {upstream} (was {old})"),
+                None => format!("{domain} → {upstream}"),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Where `domain` pointed before this deploy: the newest other running instance that
+    /// routes it (the rule reconciliation restores by, too).
+    fn upstream_before(&self, domain: &Subdomain, instance: &Instance) -> Option<Upstream> {
         self.inner
             .store
-            .list_instances(plan.stage.id)
+            .list_instances(instance.stage_id)
             .ok()?
             .into_iter()
             .rev()
             .filter(|i| i.id != instance.id && i.status == InstanceStatus::Running)
+            .filter(|i| i.subdomains.iter().any(|d| d == domain.as_str()))
             .find_map(|i| i.upstream.as_deref().and_then(parse_upstream))
     }
 
@@ -621,22 +615,13 @@ impl Run<'_> {
         let rolled_back = !self.created.is_empty();
         while let Some(created) = self.created.pop() {
             match created {
-                Created::ProxyHost(id) => {
-                    if let Err(e) = self.inner.proxy().delete_host(&id).await {
-                        self.log(
-                            LogLevel::Warn,
-                            "rollback",
-                            &format!("cannot delete proxy host {id}: {e}"),
-                        );
-                    }
-                }
-                Created::StageHost {
+                Created::Route {
                     domain,
-                    id,
+                    made,
                     previous,
                 } => {
                     let proxy = self.inner.proxy();
-                    let undone = match (previous, id) {
+                    let undone = match (previous, made) {
                         (Some(upstream), _) => {
                             let back = format!("{domain} back to {upstream}");
                             proxy
@@ -655,7 +640,7 @@ impl Run<'_> {
                         Err(e) => self.log(
                             LogLevel::Warn,
                             "rollback",
-                            &format!("cannot restore the stage's domain: {e}"),
+                            &format!("cannot undo the route: {e}"),
                         ),
                     }
                 }

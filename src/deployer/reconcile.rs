@@ -7,10 +7,11 @@
 //! - proxy hosts we own that no instance uses any more are deleted, and the hosts running
 //!   instances need are put back (a proxy restarted from its own config forgets ours).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::docker::{ContainerId, labels};
-use crate::store::{DeployStatus, InstanceStatus, LogLevel};
+use crate::proxy::{HostId, Upstream};
+use crate::store::{DeployStatus, Instance, InstanceStatus, LogLevel};
 
 use super::Inner;
 
@@ -38,6 +39,7 @@ pub(super) async fn reconcile(inner: &Inner) -> ReconcileReport {
         removed_containers = report.removed_containers.len(),
         vanished_instances = report.vanished_instances.len(),
         removed_proxy_hosts = report.removed_proxy_hosts.len(),
+        restored_proxy_hosts = report.restored_proxy_hosts.len(),
         problems = report.problems.len(),
         "reconciled store with docker and proxy"
     );
@@ -190,20 +192,28 @@ async fn remove_orphan_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) 
 
 /// Makes sure every running instance's own domain, and each stage's domain (on the newest
 /// running instance), routes where the store says. `ensure_host` changes nothing when a
-/// host is already right, so this is cheap on a healthy system.
+/// host is already right, so this is cheap on a healthy system. A host made anew gets a new
+/// id from the proxy (NPM never reuses one): it is written back to the instance whose own
+/// domain it serves, so retiring that instance later deletes the live host, not a dead id.
 async fn restore_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) {
     let proxy = inner.proxy();
+    if proxy.kind() == crate::store::ProxyKind::None {
+        return; // nothing routes, so nothing can be missing
+    }
     let Ok(before) = proxy.list_hosts().await else {
         return; // already reported by remove_orphan_proxy_hosts
     };
+    let instances: Vec<Instance> = inner
+        .store
+        .list_all_instances()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.status == InstanceStatus::Running)
+        .collect();
     // Each domain goes to the newest running instance that claims it (a stage's domain is
     // claimed by all its instances; the newest one is where the last deploy put it).
-    let mut wanted: std::collections::BTreeMap<String, (i64, crate::proxy::Upstream)> =
-        Default::default();
-    for instance in inner.store.list_all_instances().unwrap_or_default() {
-        if instance.status != InstanceStatus::Running {
-            continue;
-        }
+    let mut wanted: BTreeMap<String, (i64, Upstream)> = BTreeMap::new();
+    for instance in &instances {
         let Some(upstream) = instance
             .upstream
             .as_deref()
@@ -220,7 +230,8 @@ async fn restore_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) {
             }
         }
     }
-    for (domain, (_, upstream)) in wanted {
+    let mut now_at: BTreeMap<String, (i64, HostId)> = BTreeMap::new();
+    for (domain, (owner, upstream)) in wanted {
         let Ok(subdomain) = crate::subdomain::Subdomain::parse(&domain) else {
             continue;
         };
@@ -232,11 +243,59 @@ async fn restore_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) {
             upstream,
         };
         match proxy.ensure_host(&spec).await {
-            Ok(_) if !already => report.restored_proxy_hosts.push(domain),
-            Ok(_) => {}
+            Ok(id) => {
+                if !already {
+                    report.restored_proxy_hosts.push(domain.clone());
+                }
+                now_at.insert(domain, (owner, id));
+            }
             Err(e) => report
                 .problems
                 .push(format!("cannot restore proxy host {domain}: {e}")),
         }
     }
+    let live: HashSet<&HostId> = before
+        .iter()
+        .map(|h| &h.id)
+        .chain(now_at.values().map(|(_, id)| id))
+        .collect();
+    for instance in &instances {
+        let Some(recorded) = recorded_hosts(instance, proxy.kind(), &live, &now_at) else {
+            continue;
+        };
+        if let Err(e) =
+            inner
+                .store
+                .set_instance_routing(instance.id, &instance.subdomains, &recorded)
+        {
+            report.problems.push(format!(
+                "cannot record the restored proxy host of instance {}: {e}",
+                instance.id
+            ));
+        }
+    }
+}
+
+/// The proxy hosts `instance` should have on record after restoring, when that differs
+/// from what it has: its own domain's (first subdomain) host when it serves it, in place of
+/// recorded ids of this proxy that no longer exist. Ids of another proxy kind stay (the
+/// settings switched proxies; retiring reports them).
+fn recorded_hosts(
+    instance: &Instance,
+    kind: crate::store::ProxyKind,
+    live: &HashSet<&HostId>,
+    now_at: &BTreeMap<String, (i64, HostId)>,
+) -> Option<Vec<String>> {
+    let (owner, own) = now_at.get(instance.subdomains.first()?)?;
+    if *owner != instance.id || instance.proxy_hosts.iter().any(|h| h == own.as_str()) {
+        return None;
+    }
+    let mut recorded: Vec<String> = instance
+        .proxy_hosts
+        .iter()
+        .filter(|h| HostId::parse(h).is_ok_and(|id| id.kind() != kind || live.contains(&id)))
+        .cloned()
+        .collect();
+    recorded.push(own.to_string());
+    Some(recorded)
 }

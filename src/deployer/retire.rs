@@ -1,7 +1,15 @@
 //! Retiring instances: after a successful deploy, the same tag's older instance and the
-//! oldest instances beyond `max_instances` go — proxy hosts first, then the container,
-//! then the row. Also used by the manual "remove instance".
+//! oldest instances beyond `max_instances` go. Their routes go at once, before the deploy
+//! reports success (so no more than `max_instances` ever serve); their containers stop in
+//! the background (status `stopping`), so a grace period never holds the stage's queue.
+//!
+//! A proxy host belongs to a domain, not to an instance: a redeploy of the same tag points
+//! the tag's host at the new container, so a host is deleted only when no remaining
+//! instance routes it. Also used by the manual "remove instance" ([`remove_instance`]) and
+//! at start-up for `stopping` instances a crash left ([`resume_stopping`]).
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::docker::ContainerId;
@@ -13,10 +21,11 @@ use super::Inner;
 /// How long a retired container gets to stop before it is killed.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Retires what the rules say must go now that `kept` is running. Failures are logged on
-/// the deploy and do not fail it: the new instance is already serving.
+/// Takes off the air what the rules say must go now that `kept` serves, and stops their
+/// containers in the background. Failures are logged on the deploy and do not fail it: the
+/// new instance is already serving.
 pub(super) async fn retire_beyond_limit(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     stage: &Stage,
     kept: &Instance,
     deploy_id: i64,
@@ -38,54 +47,197 @@ pub(super) async fn retire_beyond_limit(
         .iter()
         .filter(|i| i.status == InstanceStatus::Failed)
     {
-        let _ = inner.store.delete_instance(failed.id);
-    }
-    let mut older: Vec<&Instance> = instances
-        .iter()
-        .filter(|i| i.id != kept.id && i.status != InstanceStatus::Failed)
-        .collect();
-    let mut to_retire: Vec<&Instance> = Vec::new();
-    // Redeploying a running tag replaces it: new container first, then the old one goes.
-    older.retain(|i| {
-        if i.tag == kept.tag {
-            to_retire.push(i);
-            false
-        } else {
-            true
+        if let Err(e) = inner.store.delete_instance(failed.id) {
+            tracing::warn!(
+                instance = failed.id,
+                "cannot delete failed instance row: {e}"
+            );
         }
-    });
-    let room = usize::try_from(stage.max_instances.saturating_sub(1)).unwrap_or(0);
-    if older.len() > room {
-        // `list_instances` is oldest first.
-        let excess = older.len() - room;
-        to_retire.extend(older.into_iter().take(excess));
     }
-    for instance in to_retire {
+    for instance in to_retire(&instances, kept, stage.max_instances) {
         inner.log(
             deploy_id,
             LogLevel::Info,
             "retire",
-            &format!("retiring {} ({})", instance.tag, instance.container_name),
+            &format!(
+                "retiring {} ({}): off the proxy now, its container stops in the background",
+                instance.tag, instance.container_name
+            ),
         );
-        if let Err(e) = remove_instance(inner, instance).await {
-            inner.log(deploy_id, LogLevel::Warn, "retire", &e);
+        for problem in unroute(inner, instance).await {
+            inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
+        spawn_stop(inner, instance.clone(), Some(deploy_id));
     }
 }
 
-/// Removes an instance's proxy hosts, container and row. Safe to repeat.
+/// Which instances go now that `kept` runs: an older instance of the same tag (a redeploy
+/// replaces it), then the oldest beyond `max_instances`. Instances already stopping or
+/// failed do not serve and do not count. `instances` is oldest first.
+pub(super) fn to_retire<'a>(
+    instances: &'a [Instance],
+    kept: &Instance,
+    max_instances: u32,
+) -> Vec<&'a Instance> {
+    let serving = instances.iter().filter(|i| {
+        i.id != kept.id
+            && !matches!(
+                i.status,
+                InstanceStatus::Failed | InstanceStatus::Stopping | InstanceStatus::Removing
+            )
+    });
+    let (mut retire, older): (Vec<&Instance>, Vec<&Instance>) =
+        serving.partition(|i| i.tag == kept.tag);
+    let room = usize::try_from(max_instances.saturating_sub(1)).unwrap_or(0);
+    let excess = older.len().saturating_sub(room);
+    retire.extend(older.into_iter().take(excess));
+    retire.sort_by_key(|i| i.id);
+    retire
+}
+
+/// Removes an instance now: its routes, its container (after a grace period) and its row.
+/// Safe to repeat. The manual "remove instance", and deleting a stage or project, use it.
 pub(super) async fn remove_instance(inner: &Inner, instance: &Instance) -> Result<(), String> {
-    let _ = inner
-        .store
-        .set_instance_status(instance.id, InstanceStatus::Removing);
-    let problems = delete_proxy_hosts(inner, instance).await;
+    let problems = unroute(inner, instance).await;
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
+    stop_and_forget(inner, instance).await
+}
+
+/// Finishes, in the background, the instances a crash left `stopping` (their routes go
+/// first again, in case the crash came before). Returns how many it took up.
+pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
+    let instances = inner
+        .store
+        .list_all_instances()
+        .map_err(|e| format!("cannot list instances: {e}"))?;
+    let stopping: Vec<Instance> = instances
+        .into_iter()
+        .filter(|i| i.status == InstanceStatus::Stopping)
+        .collect();
+    for instance in &stopping {
+        let (inner, instance) = (inner.clone(), instance.clone());
+        inner.clone().retiring.spawn(async move {
+            for problem in unroute(&inner, &instance).await {
+                tracing::warn!(instance = instance.id, "{problem}");
+            }
+            if let Err(e) = stop_and_forget(&inner, &instance).await {
+                tracing::warn!(instance = instance.id, "{e}");
+            }
+        });
+    }
+    Ok(stopping.len())
+}
+
+/// Deletes every proxy host recorded for `instance` that no other instance routes (a
+/// same-tag redeploy shares the tag's host), trying them all; returns what failed.
+pub(super) async fn delete_proxy_hosts(inner: &Inner, instance: &Instance) -> Vec<String> {
+    let others = match inner.store.list_all_instances() {
+        Ok(all) => all,
+        Err(e) => return vec![format!("cannot list instances: {e}")],
+    };
+    let shared = hosts_routed_by_others(&others, instance.id);
+    let proxy = inner.proxy();
+    let mut problems = Vec::new();
+    for host in &instance.proxy_hosts {
+        if shared.contains(host.as_str()) {
+            tracing::debug!(
+                instance = instance.id,
+                host,
+                "host kept: another instance routes it"
+            );
+            continue;
+        }
+        let deleted = match HostId::parse(host) {
+            Ok(id) => proxy.delete_host(&id).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = deleted {
+            problems.push(format!("cannot delete proxy host {host}: {e}"));
+        }
+    }
+    problems
+}
+
+/// Host ids that instances other than `except` still route (they are starting, running or
+/// stopped by hand; stopping, failed and removed ones route nothing).
+fn hosts_routed_by_others(instances: &[Instance], except: i64) -> HashSet<&str> {
+    instances
+        .iter()
+        .filter(|i| i.id != except)
+        .filter(|i| {
+            matches!(
+                i.status,
+                InstanceStatus::Starting | InstanceStatus::Running | InstanceStatus::Stopped
+            )
+        })
+        .flat_map(|i| i.proxy_hosts.iter().map(String::as_str))
+        .collect()
+}
+
+/// Takes an instance off the proxy: marks it `stopping`, deletes the hosts only it routes
+/// and forgets its routing (so reconciliation never puts it back). Returns the problems.
+async fn unroute(inner: &Inner, instance: &Instance) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = inner
+        .store
+        .set_instance_status(instance.id, InstanceStatus::Stopping)
+    {
+        problems.push(format!(
+            "cannot mark instance {} stopping: {e}",
+            instance.id
+        ));
+    }
+    problems.extend(delete_proxy_hosts(inner, instance).await);
+    // Forgotten even when a delete failed: the host is then an orphan, which
+    // reconciliation removes.
+    if let Err(e) = inner.store.set_instance_routing(instance.id, &[], &[]) {
+        problems.push(format!(
+            "cannot forget the routes of instance {}: {e}",
+            instance.id
+        ));
+    }
+    problems
+}
+
+/// Stops the container of an unrouted instance in the background, then removes it and its
+/// row; a failure leaves the row `stopping` for reconciliation to finish.
+fn spawn_stop(inner: &Arc<Inner>, instance: Instance, deploy_id: Option<i64>) {
+    let task_inner = inner.clone();
+    inner.retiring.spawn(async move {
+        let inner = task_inner;
+        match stop_and_forget(&inner, &instance).await {
+            Ok(()) => {
+                if let Some(deploy_id) = deploy_id {
+                    inner.log(
+                        deploy_id,
+                        LogLevel::Debug,
+                        "retire",
+                        &format!(
+                            "{} ({}) stopped and removed",
+                            instance.tag, instance.container_name
+                        ),
+                    );
+                }
+            }
+            Err(e) => match deploy_id {
+                Some(deploy_id) => inner.log(deploy_id, LogLevel::Warn, "retire", &e),
+                None => tracing::warn!(instance = instance.id, "{e}"),
+            },
+        }
+    });
+}
+
+/// Stops (with the grace period) and removes the container, then deletes the row.
+async fn stop_and_forget(inner: &Inner, instance: &Instance) -> Result<(), String> {
     if let Some(id) = &instance.container_id {
         let id = ContainerId::new(id.clone());
-        // Stop first so the application can finish its requests; then remove.
-        let _ = inner.engine.stop(&id, STOP_GRACE).await;
+        // Stop first so the application can finish its requests; a failure here (already
+        // stopped, or gone) is settled by the forced remove below.
+        if let Err(e) = inner.engine.stop(&id, STOP_GRACE).await {
+            tracing::debug!(container = %instance.container_name, "stop: {e}");
+        }
         inner
             .engine
             .remove(&id, true)
@@ -96,20 +248,4 @@ pub(super) async fn remove_instance(inner: &Inner, instance: &Instance) -> Resul
         .store
         .delete_instance(instance.id)
         .map_err(|e| format!("cannot delete instance row: {e}"))
-}
-
-/// Deletes every proxy host recorded for `instance`, trying them all; returns what failed.
-pub(super) async fn delete_proxy_hosts(inner: &Inner, instance: &Instance) -> Vec<String> {
-    let proxy = inner.proxy();
-    let mut problems = Vec::new();
-    for host in &instance.proxy_hosts {
-        let deleted = match HostId::parse(host) {
-            Ok(id) => proxy.delete_host(&id).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = deleted {
-            problems.push(format!("cannot delete proxy host {host}: {e}"));
-        }
-    }
-    problems
 }

@@ -179,7 +179,7 @@ pub enum ProxyError {
 }
 
 /// Everything an adapter needs, read from the settings (see [`ProxyConfig::from_settings`]).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
     pub kind: ProxyKind,
     /// NPM: its admin address (`http://npm:81`); Caddy: its admin API
@@ -243,13 +243,49 @@ pub fn connect(config: &ProxyConfig) -> Result<Arc<dyn Proxy>, ProxyError> {
     })
 }
 
-/// Tests the proxy part of the settings, for the API and UI: the base domain and both
-/// subdomain patterns are usable, then the proxy itself is checked ([`Proxy::check`]).
-/// The `Ok` text shows what the domains will look like.
+/// Tests the proxy part of the settings with a new client made from them, for the API and
+/// UI (a form not saved yet): the base domain and both subdomain patterns are usable, then
+/// the proxy itself is checked ([`Proxy::check`]). The `Ok` text shows what the domains
+/// will look like.
 pub async fn check_settings(
     settings: &Settings,
     secret: Option<String>,
 ) -> Result<String, ProxyError> {
+    let examples = example_domains(settings)?;
+    let proxy = connect(&ProxyConfig::from_settings(settings, secret))?;
+    Ok(format!("{}. {examples}", proxy.check().await?))
+}
+
+/// Like [`check_settings`], but through `proxy`, the client deploys use now: what it
+/// reports (a token it had to renew, say) is what the next deploy meets.
+pub async fn check_live(settings: &Settings, proxy: &dyn Proxy) -> Result<String, ProxyError> {
+    let examples = example_domains(settings)?;
+    Ok(format!("{}. {examples}", proxy.check().await?))
+}
+
+/// The proxy the saved settings name; a configuration that cannot work is logged and
+/// replaced by no proxy, so the daemon still starts and the UI can fix the settings.
+pub fn connect_saved(store: &crate::store::Store) -> Arc<dyn Proxy> {
+    let config = match (store.settings(), store.proxy_secret()) {
+        (Ok(settings), Ok(secret)) => ProxyConfig::from_settings(&settings, secret),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!("cannot read the proxy settings: {e}");
+            return Arc::new(NoProxy);
+        }
+    };
+    match connect(&config) {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            tracing::error!(
+                "proxy settings do not work ({e}); routing is off until they are fixed"
+            );
+            Arc::new(NoProxy)
+        }
+    }
+}
+
+/// "Domains look like …" for the check, after checking the base domain and both patterns.
+fn example_domains(settings: &Settings) -> Result<String, ProxyError> {
     let invalid = |e: crate::subdomain::SubdomainError| ProxyError::Invalid(e.to_string());
     Subdomain::check_stage_pattern(&settings.stage_subdomain_pattern).map_err(invalid)?;
     Subdomain::check_instance_pattern(&settings.instance_subdomain_pattern).map_err(invalid)?;
@@ -268,11 +304,8 @@ pub async fn check_settings(
         "dev-4f2a91",
     )
     .map_err(invalid)?;
-    let report = connect(&ProxyConfig::from_settings(settings, secret))?
-        .check()
-        .await?;
     Ok(format!(
-        "{report}. Domains look like {stage} (stage dev of project shop) and {instance} (its tag dev-4f2a91)"
+        "Domains look like {stage} (stage dev of project shop) and {instance} (its tag dev-4f2a91)"
     ))
 }
 
@@ -493,6 +526,8 @@ mod tests {
             health_retries: 3,
             health_start_period: Duration::ZERO,
             limits: Default::default(),
+            allowed_bind_paths: Vec::new(),
+            allow_host_network: false,
         }
     }
 

@@ -1,9 +1,13 @@
 //! Nginx Proxy Manager, through its REST API as the v2.15.1 OpenAPI spec describes it.
 //!
 //! Login is `POST /api/tokens {identity, secret}`; the token is cached, refreshed with
-//! `GET /api/tokens` shortly before it expires, and replaced by a new login when NPM
-//! answers 401, or 404 (since 2.13 NPM answers 404 to a missing or expired token, so a 404
-//! on a host is told apart by asking whether the token still works).
+//! `GET /api/tokens` shortly before it expires, and replaced by one new login (then the
+//! request is sent once more) when NPM refuses it: 401, 400 `Token has expired` (an expired
+//! token, also after clock skew), 404 (a missing token since 2.13) or 500 `Internal Error`
+//! (a token whose signature no longer verifies: NPM restarted with new keys). A 404 or 500
+//! may also be a missing host or a real failure: those are told apart by asking whether
+//! the token still refreshes. The settings check goes through the same token and says when
+//! it had to sign in again.
 //!
 //! Ownership: a host we create carries `"docker_watcher": true` in its `meta` object. The
 //! spec lets clients write `meta` on create and update, NPM merges its own
@@ -45,6 +49,9 @@ pub struct NpmProxy {
     certificate: Option<Certificate>,
     force_ssl: bool,
     token: Mutex<Option<Token>>,
+    /// Why the token was last replaced by a new login (NPM's status and message), for the
+    /// settings check; taken by the check that reports it.
+    renewal: std::sync::Mutex<Option<String>>,
     /// One write at a time from this process, so two deploys never race to create the same
     /// domain.
     writes: Mutex<()>,
@@ -106,6 +113,7 @@ impl NpmProxy {
             certificate: Certificate::parse(config.certificate.as_deref())?,
             force_ssl: config.force_ssl,
             token: Mutex::new(None),
+            renewal: std::sync::Mutex::new(None),
             writes: Mutex::new(()),
         })
     }
@@ -216,8 +224,8 @@ impl Proxy for NpmProxy {
 
     async fn check(&self) -> Result<String, ProxyError> {
         let version = self.version().await?;
-        let token = self.login().await?;
-        *self.token.lock().await = Some(token);
+        // Through the token deploys use (signing in when there is none, or again when NPM
+        // refuses it), so the check sees what the next deploy will see.
         let hosts = self.all_hosts().await?;
         let ours = hosts.iter().filter(|h| h.ours).count();
         if let Some(Certificate::Existing(number)) = self.certificate {
@@ -232,8 +240,19 @@ impl Proxy for NpmProxy {
                 return Err(unexpected(&answer, "GET", &path));
             }
         }
+        let renewed = self
+            .renewal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|why| {
+                format!(
+                    " (NPM had refused the token in use with {why}; docker-watcher signed in again)"
+                )
+            })
+            .unwrap_or_default();
         Ok(format!(
-            "Nginx Proxy Manager {version} at {}: signed in as {}; {} proxy hosts, {ours} of them made by docker-watcher",
+            "Nginx Proxy Manager {version} at {}: signed in as {}{renewed}; {} proxy hosts, {ours} of them made by docker-watcher",
             self.base,
             self.identity,
             hosts.len()
@@ -266,6 +285,33 @@ impl Token {
 struct Answer {
     status: StatusCode,
     body: Value,
+}
+
+/// What an answer says about the token it was sent with.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenVerdict {
+    Accepted,
+    /// 401, or 400 `Token has expired` (NPM's answer to an expired token on every route).
+    Dead,
+    /// 404 (a missing token since 2.13, or a missing host) or 500 (a token whose signature
+    /// no longer verifies after NPM restarted with new keys, or a real failure).
+    Suspect,
+}
+
+fn token_verdict(answer: &Answer) -> TokenVerdict {
+    match answer.status {
+        StatusCode::UNAUTHORIZED => TokenVerdict::Dead,
+        StatusCode::BAD_REQUEST
+            if answer
+                .message()
+                .to_ascii_lowercase()
+                .contains("token has expired") =>
+        {
+            TokenVerdict::Dead
+        }
+        StatusCode::NOT_FOUND | StatusCode::INTERNAL_SERVER_ERROR => TokenVerdict::Suspect,
+        _ => TokenVerdict::Accepted,
+    }
 }
 
 impl Answer {
@@ -479,20 +525,23 @@ impl NpmProxy {
     ) -> Result<Answer, ProxyError> {
         let token = self.token().await?;
         let answer = self.send(method.clone(), path, body, Some(&token)).await?;
-        let auth_suspect =
-            answer.status == StatusCode::UNAUTHORIZED || answer.status == StatusCode::NOT_FOUND;
-        if !auth_suspect {
-            return Ok(answer);
+        match token_verdict(&answer) {
+            TokenVerdict::Accepted => return Ok(answer),
+            TokenVerdict::Dead => {}
+            // A 404 may be a missing host and a 500 a real failure, or either a dead token:
+            // if the token still refreshes, the answer stands.
+            TokenVerdict::Suspect => {
+                if self.refresh_with(&token).await.is_ok() {
+                    return Ok(answer);
+                }
+            }
         }
-        // A 404 may be a missing host or a dead token: if the token still refreshes, the host
-        // is what is missing.
-        if answer.status == StatusCode::NOT_FOUND && self.refresh_with(&token).await.is_ok() {
-            return Ok(answer);
-        }
-        tracing::debug!(%path, status = %answer.status, "Nginx Proxy Manager token no longer accepted; logging in again");
+        tracing::info!(%path, status = %answer.status, reason = %answer.message(), "Nginx Proxy Manager no longer accepts our token; signing in again");
         let fresh = self.login().await?;
         let value = fresh.value.clone();
         *self.token.lock().await = Some(fresh);
+        *self.renewal.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(format!("{} {}", answer.status.as_u16(), answer.message()));
         self.send(method, path, body, Some(&value)).await
     }
 

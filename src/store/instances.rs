@@ -11,9 +11,11 @@ use super::{
 
 text_enum! {
     /// `starting` until the health check passes; only `running` instances get traffic.
+    /// `stopping`: retired, off the proxy, its container stopping in the background.
     pub enum InstanceStatus {
         Starting => "starting",
         Running => "running",
+        Stopping => "stopping",
         Stopped => "stopped",
         Failed => "failed",
         Removing => "removing",

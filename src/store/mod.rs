@@ -47,7 +47,7 @@ pub use projects::{
 pub use registries::{NewRegistry, Registry, RegistryUpdate};
 pub use settings::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
 pub use stages::{NewStage, Stage, StageUpdate};
-pub use users::{ApiToken, Session, User};
+pub use users::{ApiToken, Session, TokenScope, User};
 pub use webhook_events::{NewWebhookEvent, WebhookEvent, WebhookOutcome};
 
 /// Name of the database file inside the data folder.
@@ -152,6 +152,14 @@ impl Store {
         Ok(store)
     }
 
+    /// The folder the database file lives in: the daemon's data folder (deployed
+    /// containers may never mount it). `None` for a database that is not a file.
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        let conn = self.conn();
+        let file = conn.path().filter(|p| !p.is_empty())?;
+        Path::new(file).parent().map(Path::to_path_buf)
+    }
+
     /// A cheap query that proves the file is readable, for /healthz.
     pub fn ping(&self) -> StoreResult<()> {
         self.conn()
@@ -243,7 +251,11 @@ fn reseal_column(tx: &Transaction, sealer: &Sealer, column: &SealedColumn) -> St
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!(
+            "migrations/002_token_scopes_and_container_policy.sql"
+        )),
         M::up(include_str!("migrations/003_webhook_limits.sql")),
+        M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
     ])
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::Row;
 
-use super::{SealedColumn, Store, StoreResult, now, parse_column, text_enum};
+use super::{SealedColumn, Store, StoreResult, json_column, now, parse_column, text_enum};
 
 pub(super) const WEBHOOK_SECRET: SealedColumn = SealedColumn {
     table: "settings",
@@ -65,6 +65,10 @@ pub struct Settings {
     pub health_timeout: Duration,
     pub health_retries: u32,
     pub health_start_period: Duration,
+    /// Host folders deployed containers may bind-mount (see `container_policy`).
+    pub allowed_bind_paths: Vec<String>,
+    /// Whether deployed containers may use `network: host`.
+    pub allow_host_network: bool,
     /// Webhook signing, auto-create rate and retention; its own struct and columns.
     pub limits: WebhookLimits,
 }
@@ -125,6 +129,8 @@ pub struct SettingsUpdate {
     pub health_start_period: Option<Duration>,
     /// Replaces all of them when set.
     pub limits: Option<WebhookLimits>,
+    pub allowed_bind_paths: Option<Vec<String>>,
+    pub allow_host_network: Option<bool>,
 }
 
 const COLUMNS: &str = "base_domain, stage_subdomain_pattern, instance_subdomain_pattern,
@@ -132,7 +138,7 @@ const COLUMNS: &str = "base_domain, stage_subdomain_pattern, instance_subdomain_
     webhook_signing_secret_sealed IS NOT NULL, auto_create_projects, proxy_kind, proxy_url,
     proxy_username, proxy_secret_sealed IS NOT NULL, proxy_certificate, proxy_force_ssl,
     reachability, reach_network, health_interval_ms, health_timeout_ms, health_retries,
-    health_start_period_ms, proxy_listen";
+    health_start_period_ms, proxy_listen, allowed_bind_paths_json, allow_host_network";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
     Ok(Settings {
@@ -157,6 +163,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
         health_retries: row.get(18)?,
         health_start_period: super::from_millis(row.get(19)?),
         proxy_listen: row.get(20)?,
+        allowed_bind_paths: json_column(row.get(21)?)?,
+        allow_host_network: row.get(22)?,
         limits: WebhookLimits::default(),
     })
 }
@@ -208,7 +216,7 @@ impl Store {
                     proxy_certificate = ?10, proxy_force_ssl = ?11, reachability = ?12,
                     reach_network = ?13, health_interval_ms = ?14, health_timeout_ms = ?15,
                     health_retries = ?16, health_start_period_ms = ?17, updated_at = ?18,
-                    proxy_listen = ?19
+                    proxy_listen = ?19, allowed_bind_paths_json = ?20, allow_host_network = ?21
                  WHERE id = 1",
                 rusqlite::params![
                     update.base_domain.as_ref().unwrap_or(&current.base_domain),
@@ -257,6 +265,15 @@ impl Store {
                     ),
                     now(),
                     update.proxy_listen.clone().unwrap_or(current.proxy_listen),
+                    serde_json::to_string(
+                        update
+                            .allowed_bind_paths
+                            .as_ref()
+                            .unwrap_or(&current.allowed_bind_paths)
+                    )?,
+                    update
+                        .allow_host_network
+                        .unwrap_or(current.allow_host_network),
                 ],
             )?;
             if let Some(limits) = &update.limits {

@@ -241,6 +241,8 @@ async fn instances_run_side_by_side_and_the_oldest_beyond_the_limit_goes() {
 
     let (_, outcome) = h.deploy_now(&stage, "v3").await;
     assert!(matches!(outcome, DeployOutcome::Success { .. }));
+    // v1 is off the air at once; its container stops in the background.
+    h.deployer.settle().await;
     let tags: Vec<String> = h
         .store
         .list_instances(stage.id)
@@ -272,6 +274,7 @@ async fn redeploying_a_running_tag_replaces_its_instance() {
         panic!("{second:?}")
     };
     assert_ne!(old.id, new);
+    h.deployer.settle().await;
     let instances = h.store.list_instances(stage.id).unwrap();
     assert_eq!(
         instances.iter().map(|i| i.id).collect::<Vec<_>>(),
@@ -317,6 +320,7 @@ async fn requests_for_one_stage_are_serialised_and_the_newest_wins() {
         third.started_at.unwrap() >= first.finished_at.unwrap(),
         "one at a time per stage"
     );
+    h.deployer.settle().await;
     let instances = h.store.list_instances(stage.id).unwrap();
     assert_eq!(
         instances.iter().map(|i| i.tag.as_str()).collect::<Vec<_>>(),
@@ -557,4 +561,100 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
         "deploy took {deploy_time:?}"
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn a_replaced_container_stops_in_the_background_without_holding_the_stage() {
+    let h = DeployHarness::new().await;
+    let stubborn = crate::support::deploy::StubbornImage::build();
+    for tag in ["v1", "v2", "v3"] {
+        h.push(&stubborn.name, tag).await;
+    }
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let request = |tag: &str| DeployRequest {
+        project_id: project.id,
+        stage_id: stage.id,
+        tag: tag.into(),
+        digest: None,
+        trigger: Trigger::Webhook,
+        detected_at: Some(chrono::Utc::now()),
+    };
+    let v1 = h.deployer.request_deploy(request("v1")).await.unwrap();
+    let v1 = h.wait_final(v1).await;
+    assert_eq!(v1.status, DeployStatus::Success);
+    let old = h.store.get_instance(v1.instance_id.unwrap()).unwrap();
+
+    let v2 = h.deployer.request_deploy(request("v2")).await.unwrap();
+    let v2 = h.wait_final(v2).await;
+    assert_eq!(v2.status, DeployStatus::Success);
+    // v1's container ignores SIGTERM: `docker stop` takes its whole grace period, yet v2
+    // is already a success and v1 no longer serves.
+    let retiring = h.store.get_instance(old.id).unwrap();
+    assert_eq!(retiring.status, InstanceStatus::Stopping);
+    assert!(retiring.subdomains.is_empty() && retiring.proxy_hosts.is_empty());
+    assert!(
+        h.container_exists(old.container_id.as_deref().unwrap())
+            .await,
+        "the old container is still stopping"
+    );
+
+    // The stage's next deploy starts while v1 is still stopping.
+    let v3 = h.deployer.request_deploy(request("v3")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.store.get_deploy(v3).unwrap().started_at.is_none() {
+        assert!(Instant::now() < deadline, "v3 never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        h.container_exists(old.container_id.as_deref().unwrap())
+            .await,
+        "v3 started before v1's container was gone"
+    );
+    assert_eq!(h.wait_final(v3).await.status, DeployStatus::Success);
+
+    // Eventually the old containers are gone and only v3 is left.
+    h.deployer.settle().await;
+    assert!(
+        !h.container_exists(old.container_id.as_deref().unwrap())
+            .await
+    );
+    let left: Vec<String> = h
+        .store
+        .list_instances(stage.id)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.tag)
+        .collect();
+    assert_eq!(left, vec!["v3"]);
+    assert_eq!(h.containers().await.len(), 1);
+}
+
+#[tokio::test]
+async fn reconciliation_finishes_an_instance_a_crash_left_stopping() {
+    let h = DeployHarness::new().await;
+    h.push(HEALTHY_IMAGE, "v1").await;
+    h.push(HEALTHY_IMAGE, "v2").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 2);
+    let (_, first) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: old } = first else {
+        panic!("{first:?}")
+    };
+    let (_, second) = h.deploy_now(&stage, "v2").await;
+    assert!(matches!(second, DeployOutcome::Success { .. }));
+    // What a crash during a background stop leaves: the row `stopping`, the container up.
+    h.store
+        .set_instance_status(old, InstanceStatus::Stopping)
+        .unwrap();
+    let container = h.store.get_instance(old).unwrap().container_id.unwrap();
+
+    h.deployer.reconcile().await;
+    h.deployer.settle().await;
+    assert!(!h.container_exists(&container).await);
+    assert!(matches!(
+        h.store.get_instance(old),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(h.containers().await.len(), 1, "v2 still runs");
 }

@@ -230,10 +230,47 @@ async fn an_expired_token_is_replaced_by_a_new_login() {
     assert_eq!(npm.logins(), 1);
 
     npm.expire_tokens();
-    // NPM answers 404 to the expired token; the adapter logs in again and retries.
+    // NPM answers 400 `Token has expired`; the adapter logs in again and retries.
     let hosts = proxy.list_hosts().await.unwrap();
 
     assert_eq!(hosts.len(), 1);
+    assert_eq!(npm.logins(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_token_does_not_fail_a_write() {
+    let npm = FakeNpm::start().await;
+    let proxy = proxy(&npm);
+    proxy.list_hosts().await.unwrap();
+
+    npm.expire_tokens();
+    let id = proxy
+        .ensure_host(&spec("b.example.test", "b", 8080))
+        .await
+        .expect("a write with an expired token signs in again once");
+
+    assert_eq!(npm.host(number(&id)).unwrap()["forward_host"], "b");
+    assert_eq!(npm.logins(), 2, "one new login, not one per request");
+}
+
+#[tokio::test]
+async fn a_token_signed_with_old_keys_is_replaced_by_a_new_login() {
+    let npm = FakeNpm::start().await;
+    let proxy = proxy(&npm);
+    let id = proxy
+        .ensure_host(&spec("c.example.test", "c", 80))
+        .await
+        .unwrap();
+
+    // NPM restarted with new keys: the cached token answers 500 `Internal Error`.
+    npm.rotate_keys();
+    proxy
+        .ensure_host(&spec("c.example.test", "c", 81))
+        .await
+        .expect("the adapter signs in again and updates the host");
+    proxy.delete_host(&id).await.unwrap();
+
+    assert!(npm.was_deleted(number(&id)));
     assert_eq!(npm.logins(), 2);
 }
 

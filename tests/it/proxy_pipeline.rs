@@ -359,3 +359,168 @@ async fn a_failed_proxy_step_rolls_back_and_the_stage_stays_on_the_old_instance(
         InstanceStatus::Running
     );
 }
+
+/// A harness whose proxy is the fake Nginx Proxy Manager.
+async fn npm_harness(npm: &FakeNpm) -> DeployHarness {
+    let settings = SettingsUpdate {
+        base_domain: Some(BASE_DOMAIN.into()),
+        proxy_kind: Some(ProxyKind::Npm),
+        proxy_url: Some(Some(npm.url())),
+        proxy_username: Some(Some(npm_fake::IDENTITY.into())),
+        ..Default::default()
+    };
+    let config = ProxyConfig {
+        kind: ProxyKind::Npm,
+        url: Some(npm.url()),
+        username: Some(npm_fake::IDENTITY.into()),
+        secret: Some(npm_fake::SECRET.into()),
+        certificate: None,
+        force_ssl: false,
+        caddy_listen: Vec::new(),
+    };
+    let h = DeployHarness::with_proxy(proxy::connect(&config).unwrap()).await;
+    h.store.update_settings(&settings).unwrap();
+    h
+}
+
+/// The fake NPM's host for `domain`, if any.
+fn npm_host(npm: &FakeNpm, domain: &str) -> Option<serde_json::Value> {
+    npm.hosts()
+        .into_iter()
+        .find(|host| host["domain_names"][0] == domain)
+}
+
+fn port_of(h: &DeployHarness, instance_id: i64) -> u16 {
+    h.store
+        .get_instance(instance_id)
+        .unwrap()
+        .upstream
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redeploying_the_serving_tag_keeps_both_domains_routed_through_caddy() {
+    let (h, caddy) = caddy_harness().await;
+    h.push(HEALTHY_IMAGE, "v1").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let (_, first) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: old } = first else {
+        panic!("{first:?}")
+    };
+    wait_listening(&caddy).await;
+    let tag_domain = h.store.get_instance(old).unwrap().subdomains[0].clone();
+
+    let (_, again) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: new } = again else {
+        panic!("{again:?}")
+    };
+    assert_ne!(old, new);
+    let new_id = short_id(&h, new).await;
+    assert_eq!(
+        through(&caddy, &tag_domain, "/id").await,
+        (200, new_id.clone()),
+        "the tag's domain still routes, to the new container"
+    );
+    assert_eq!(
+        through(&caddy, &stage_domain(&project), "/id").await,
+        (200, new_id)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_redeploy_of_the_serving_tag_leaves_its_routes_through_caddy() {
+    let (h, caddy) = caddy_harness().await;
+    h.push(HEALTHY_IMAGE, "v1").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let (_, first) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: live } = first else {
+        panic!("{first:?}")
+    };
+    wait_listening(&caddy).await;
+    let tag_domain = h.store.get_instance(live).unwrap().subdomains[0].clone();
+    let live_id = short_id(&h, live).await;
+
+    // The same tag now holds an image that never gets healthy.
+    h.push(UNHEALTHY_IMAGE, "v1").await;
+    let (_, again) = h.deploy_now(&stage, "v1").await;
+    assert!(
+        matches!(again, DeployOutcome::RolledBack { .. }),
+        "{again:?}"
+    );
+    assert_eq!(
+        through(&caddy, &tag_domain, "/id").await,
+        (200, live_id.clone())
+    );
+    assert_eq!(
+        through(&caddy, &stage_domain(&project), "/id").await,
+        (200, live_id)
+    );
+    assert_eq!(
+        h.store.get_instance(live).unwrap().status,
+        InstanceStatus::Running
+    );
+}
+
+#[tokio::test]
+async fn redeploying_the_serving_tag_keeps_both_npm_hosts() {
+    let npm = FakeNpm::start().await;
+    let h = npm_harness(&npm).await;
+    h.push(HEALTHY_IMAGE, "v1").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let (_, first) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: old } = first else {
+        panic!("{first:?}")
+    };
+    let tag_domain = h.store.get_instance(old).unwrap().subdomains[0].clone();
+
+    let (_, again) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: new } = again else {
+        panic!("{again:?}")
+    };
+    let new_port = port_of(&h, new);
+    for domain in [tag_domain.as_str(), stage_domain(&project).as_str()] {
+        let host = npm_host(&npm, domain)
+            .unwrap_or_else(|| panic!("{domain} has no host: {:?}", npm.hosts()));
+        assert_eq!(host["forward_port"], new_port, "{domain}");
+    }
+}
+
+#[tokio::test]
+async fn a_redeploy_of_the_serving_tag_failing_on_npm_restores_the_live_host() {
+    let npm = FakeNpm::start().await;
+    let h = npm_harness(&npm).await;
+    h.push(HEALTHY_IMAGE, "v1").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let (_, first) = h.deploy_now(&stage, "v1").await;
+    let DeployOutcome::Success { instance_id: live } = first else {
+        panic!("{first:?}")
+    };
+    let tag_domain = h.store.get_instance(live).unwrap().subdomains[0].clone();
+    let live_port = port_of(&h, live);
+
+    // nginx refuses the tag host's update: the deploy rolls back.
+    npm.reject_next_config("nginx: [emerg] host not found in upstream");
+    let (_, again) = h.deploy_now(&stage, "v1").await;
+    assert!(
+        matches!(again, DeployOutcome::RolledBack { ref step, .. } if step == "proxy"),
+        "{again:?}"
+    );
+    for domain in [tag_domain.as_str(), stage_domain(&project).as_str()] {
+        let host = npm_host(&npm, domain)
+            .unwrap_or_else(|| panic!("{domain} lost its host: {:?}", npm.hosts()));
+        assert_eq!(host["forward_port"], live_port, "{domain}");
+    }
+    assert_eq!(
+        h.store.get_instance(live).unwrap().status,
+        InstanceStatus::Running
+    );
+}

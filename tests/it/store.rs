@@ -655,12 +655,20 @@ fn users_tokens_and_sessions() {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(t.store.count_users().unwrap(), 1);
-    let token = t.store.create_api_token(user.id, "ci", "hash-1").unwrap();
+    let token = t
+        .store
+        .create_api_token(user.id, "ci", TokenScope::Deploy, "hash-1")
+        .unwrap();
+    assert_eq!(token.scope, TokenScope::Deploy);
     assert!(matches!(
-        t.store.create_api_token(user.id, "ci", "hash-2"),
+        t.store
+            .create_api_token(user.id, "ci", TokenScope::Read, "hash-2"),
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(t.store.user_for_token("hash-1").unwrap(), Some(user.id));
+    assert_eq!(
+        t.store.user_for_token("hash-1").unwrap(),
+        Some((user.id, TokenScope::Deploy))
+    );
     assert_eq!(t.store.user_for_token("nope").unwrap(), None);
     assert!(
         t.store.list_api_tokens(user.id).unwrap()[0]

@@ -174,3 +174,55 @@ impl Drop for DeployHarness {
         remove_containers_labelled(labels::INSTALLATION, &self.installation);
     }
 }
+
+/// A local image like `dw-test/app:healthy` whose PID 1 ignores SIGTERM (as many apps do),
+/// so `docker stop` waits the whole grace period. Built from the local test image (no
+/// pull), removed on drop.
+pub struct StubbornImage {
+    pub name: String,
+}
+
+impl StubbornImage {
+    pub fn build() -> StubbornImage {
+        super::require_docker();
+        let name = format!("dw-test/app:{}", super::unique_name("stubborn"));
+        let dir = tempfile::tempdir().unwrap();
+        // PID 1 is a shell with no TERM handler: the kernel drops the signal.
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM {}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"/bin/sh /app.sh & wait\"]\n",
+                super::HEALTHY_IMAGE
+            ),
+        )
+        .unwrap();
+        let output = std::process::Command::new(super::docker_cli())
+            .env("DOCKER_BUILDKIT", "0")
+            .args([
+                "build",
+                "-q",
+                "--label",
+                &format!("{}=true", super::TEST_LABEL),
+            ])
+            .args(["-t", &name])
+            .arg(dir.path())
+            .output()
+            .expect("docker build");
+        assert!(
+            output.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        StubbornImage { name }
+    }
+}
+
+impl Drop for StubbornImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(super::docker_cli())
+            .args(["rmi", &self.name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}

@@ -4,13 +4,15 @@
 //! soft delete), certificates by id, and `GET /api/`.
 //!
 //! What it reproduces: error bodies `{"error":{"code":N,"message":"…"}}`; 404 for a
-//! missing or expired token (since 2.13), 500 for a token it never issued; proxy-host
+//! missing token (since 2.13), 400 `Token has expired` for an expired one, 500 `Internal
+//! Error` for a token whose signature no longer verifies (NPM restarted with new keys, or a
+//! token it never issued); proxy-host
 //! writes validated against the schema (required fields on create,
 //! `additionalProperties: false`, types and ranges) with 400 on violation; 400
 //! `<domain> is already in use`; `meta.nginx_online`/`nginx_err` set after every write (201
 //! even when nginx refuses the config); soft deletes and ids never reused; SQLite-style
-//! dates. Tests steer it (force token expiry, make nginx reject the next config, add hosts
-//! a person made) and read its counters.
+//! dates. Tests steer it (expire tokens, rotate its signing keys, make nginx reject the next
+//! config, add hosts a person made) and read its counters.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -93,13 +95,19 @@ impl FakeNpm {
         format!("http://{}", self.addr)
     }
 
-    /// Every token issued so far stops working (NPM restarted with new keys, or a day
-    /// passed).
+    /// Every token issued so far expires (a day passed, or the clocks drifted apart): NPM
+    /// answers them with 400 `Token has expired`.
     pub fn expire_tokens(&self) {
         let past = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
         for token in self.lock().tokens.values_mut() {
             token.expires = past;
         }
+    }
+
+    /// NPM restarted with new keys in `/data/keys.json`: no token issued so far verifies
+    /// any more, and NPM answers them with 500 `Internal Error`.
+    pub fn rotate_keys(&self) {
+        self.lock().tokens.clear();
     }
 
     /// How long new tokens live (NPM's default is a day).
@@ -140,6 +148,14 @@ impl FakeNpm {
     /// A domain held by another kind of NPM host (a redirection host, say).
     pub fn hold_domain_elsewhere(&self, domain: &str) {
         self.lock().other_domains.push(domain.to_string());
+    }
+
+    /// A person deletes a proxy host in NPM's UI (or NPM lost it).
+    pub fn delete_by_hand(&self, id: u64) {
+        let mut state = self.lock();
+        if let Some(host) = state.hosts.remove(&id) {
+            state.deleted.insert(id, host);
+        }
     }
 
     /// A live (not deleted) proxy host.
@@ -223,9 +239,10 @@ impl FakeState {
             .or_default() += 1;
     }
 
-    /// The bearer check in front of every route but login and health: since 2.13 a
-    /// missing, unknown-user or expired token answers 404; a token that was never issued
-    /// fails signature checks, which answers 500.
+    /// The bearer check in front of every route but login and health, as the real
+    /// backend answers: a missing token 404 (since 2.13); an expired one 400 `Token has
+    /// expired`; one whose signature does not verify (issued under other keys, or never)
+    /// 500 `Internal Error`.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), NpmError> {
         let Some(token) = headers
             .get("authorization")
@@ -237,11 +254,12 @@ impl FakeState {
         match self.tokens.get(token) {
             None => Err(NpmError(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "invalid signature".into(),
+                "Internal Error".into(),
             )),
-            Some(issued) if issued.expires <= chrono::Utc::now() => {
-                Err(NpmError(StatusCode::NOT_FOUND, "Not Found".into()))
-            }
+            Some(issued) if issued.expires <= chrono::Utc::now() => Err(NpmError(
+                StatusCode::BAD_REQUEST,
+                "Token has expired".into(),
+            )),
             Some(_) => Ok(()),
         }
     }
