@@ -70,7 +70,10 @@ impl DaemonProcess {
             seen: Default::default(),
         };
         let token = session
-            .create("/api/auth/tokens", json!({ "name": "faults" }))
+            .create(
+                "/api/auth/tokens",
+                json!({ "name": "faults", "scope": "admin" }),
+            )
             .await;
         daemon.token = Some(token["token"].as_str().expect("token").to_string());
         daemon
