@@ -162,6 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
+    tokio::spawn(crate::retention::run(store.clone(), shutdown.clone()));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {

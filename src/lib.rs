@@ -20,6 +20,7 @@ pub mod notify;
 pub mod poller;
 pub mod proxy;
 pub mod registry;
+pub mod retention;
 pub mod store;
 pub mod subdomain;
 pub mod tags;

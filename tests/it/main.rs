@@ -18,3 +18,4 @@ mod store;
 mod tidy;
 mod webhook;
 mod webhook_payloads;
+mod webhook_security;
