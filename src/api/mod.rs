@@ -161,6 +161,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     Groups::new().assemble().into_openapi()
 }
 
+/// The webhook's documented POST, mounted for every method: the handler checks the
+/// secret before anything else, so a wrong one answers like an unknown path whatever the
+/// method.
+fn webhook_any_method() -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
+    let (schemas, paths, _post) = routes!(webhook::receive);
+    (schemas, paths, axum::routing::any(webhook::receive))
+}
+
 /// The routes, grouped by the layers they get.
 #[derive(Clone)]
 struct Groups {
@@ -178,7 +186,7 @@ impl Groups {
     fn new() -> Groups {
         let public = OpenApiRouter::new()
             .routes(routes!(auth::login))
-            .routes(routes!(webhook::receive))
+            .routes(webhook_any_method())
             .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT));
         let protected = OpenApiRouter::new()
             .routes(routes!(auth::logout))

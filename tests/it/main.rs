@@ -25,3 +25,4 @@ mod store;
 mod tidy;
 mod webhook;
 mod webhook_payloads;
+mod webhook_security;
