@@ -242,10 +242,11 @@ pub async fn check_proxy(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<ProxyCheckAnswer>, ApiError> {
+    // No body and a JSON `null` both mean "nothing to add".
     let changes: SettingsChanges = if body.is_empty() {
         SettingsChanges::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<SettingsChanges>>(&body)?.unwrap_or_default()
     };
     let current = state.store.settings()?;
     let update = check(&current, &changes, state.store.data_dir().as_deref())?;
