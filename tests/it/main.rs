@@ -8,6 +8,7 @@ mod daemon;
 mod deployer;
 mod docker_engine;
 mod health;
+mod lifecycle_api;
 mod npm_daemon;
 mod poller;
 mod proxy_caddy;
