@@ -11,6 +11,7 @@ mod health;
 mod lifecycle_api;
 mod npm_daemon;
 mod poller;
+mod poller_wake;
 mod proxy_caddy;
 mod proxy_npm;
 mod proxy_pipeline;
