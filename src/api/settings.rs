@@ -206,6 +206,10 @@ pub async fn update(
     let update = check(&current, &body, state.store.data_dir().as_deref())?;
     let updated = state.store.update_settings(&update)?;
     state.deployer.set_proxy(proxy::connect_saved(&state.store));
+    if update.poll_interval.is_some() || update.poll_cron.is_some() {
+        // The poller's current wait was computed from the old schedule.
+        state.poller.wake();
+    }
     Ok(Json(updated.into()))
 }
 
