@@ -21,6 +21,7 @@ pub mod notify;
 pub mod poller;
 pub mod proxy;
 pub mod registry;
+pub mod retention;
 pub mod serve;
 pub mod store;
 pub mod subdomain;

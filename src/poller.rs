@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::{self, Registry, RegistryConfig, RegistryKind};
+use crate::registry::{self, Registry, RegistryConfig};
 use crate::store::{PollResult, Project, Stage, Store, Trigger};
 use crate::tags::{PatternCache, SeenTags, TagInfo, select_new};
 use crate::trigger::{DeployRequest, DeployTrigger};
@@ -31,6 +31,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
 /// The loop waits the interval ± this fraction, so many daemons do not poll in step.
 const JITTER: f64 = 0.1;
+/// The first cycle after start comes this long (± jitter) after the loop starts, not a
+/// whole interval later.
+const FIRST_POLL_DELAY: Duration = Duration::from_secs(3);
 
 /// What one cycle did, stage by stage.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,6 +60,17 @@ pub struct Poller {
     /// Clients are kept across cycles: they hold the auth tokens they learnt.
     clients: Mutex<HashMap<String, Arc<dyn Registry>>>,
     backoff: Mutex<HashMap<String, Backoff>>,
+    /// Signalled when settings or polling stages change: the loop stops waiting and polls.
+    wake: tokio::sync::Notify,
+}
+
+/// Why "poll now" could not poll.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("this project has no stage with polling on; turn polling on for a stage first")]
+    NoPollingStage,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +95,7 @@ impl Poller {
             trigger,
             clients: Mutex::default(),
             backoff: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -115,17 +130,17 @@ impl Poller {
     }
 
     /// Polls on the schedule from settings (re-read every cycle: a cron expression, or
-    /// the interval with jitter) until `shutdown`.
+    /// the interval with jitter) until `shutdown`. The first cycle comes a few seconds after
+    /// start; [`Poller::wake`] cuts any wait short.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut wait = jittered(FIRST_POLL_DELAY);
         loop {
-            let wait = self
-                .store
-                .settings()
-                .map(|s| next_wait(s.poll_cron.as_deref(), s.poll_interval))
-                .unwrap_or(Duration::from_secs(300));
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {
+                    tracing::debug!("poller woken: settings or polling stages changed");
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -133,17 +148,28 @@ impl Poller {
                     tracing::debug!(images = outcome.images_listed, stages = outcome.stages.len(), "poll cycle done");
                 }
             }
+            wait = self
+                .store
+                .settings()
+                .map(|s| next_wait(s.poll_cron.as_deref(), s.poll_interval))
+                .unwrap_or(Duration::from_secs(300));
         }
     }
 
+    /// Ends the loop's current wait: the schedule or the polling stages changed, so it
+    /// polls now (a new stage gets its baseline) and then waits by the new schedule. A wake
+    /// during a cycle is kept and starts the next cycle when this one ends.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Polls the stages of one project now (the API's "poll now"), ignoring back-off.
-    pub async fn poll_project(&self, project_id: i64) -> Result<Vec<StageOutcome>, String> {
+    pub async fn poll_project(&self, project_id: i64) -> Result<Vec<StageOutcome>, PollError> {
         let watch = self
-            .watches()
-            .map_err(|e| e.to_string())?
+            .watches()?
             .into_iter()
             .find(|w| w.project.id == project_id)
-            .ok_or_else(|| "this project has no stage with polling on".to_string())?;
+            .ok_or(PollError::NoPollingStage)?;
         Ok(self.poll_image(watch).await.1)
     }
 
@@ -155,7 +181,7 @@ impl Poller {
         let mut watches = Vec::new();
         for (project_id, stages) in by_project {
             let project = self.store.get_project(project_id)?;
-            let (registry, repository) = registry_for(&self.store, &project)?;
+            let (registry, repository) = registry::for_project(&self.store, &project)?;
             watches.push(Watch {
                 registry_key: format!(
                     "{}|{}",
@@ -196,7 +222,7 @@ impl Poller {
                     .stages
                     .iter()
                     .map(|stage| {
-                        let _ = self.store.record_poll_error(stage.id, &error);
+                        note_poll_error(&self.store, stage.id, &error);
                         StageOutcome {
                             stage_id: stage.id,
                             result: PollResult::Error,
@@ -224,7 +250,7 @@ impl Poller {
         listing: &[TagInfo],
     ) -> StageOutcome {
         let error = |message: String| {
-            let _ = self.store.record_poll_error(stage.id, &message);
+            note_poll_error(&self.store, stage.id, &message);
             StageOutcome {
                 stage_id: stage.id,
                 result: PollResult::Error,
@@ -258,9 +284,13 @@ impl Poller {
         let now_seen = SeenTags::from_listing(&listing, &pattern);
         let baseline_done = state.as_ref().is_some_and(|s| s.baseline_at.is_some());
         if !baseline_done {
-            let _ =
+            // Unsaved, the next cycle takes the baseline again: nothing is deployed either way.
+            if let Err(e) =
                 self.store
-                    .record_poll(stage.id, &to_store(&now_seen), PollResult::Baseline, None);
+                    .record_poll(stage.id, &to_store(&now_seen), PollResult::Baseline, None)
+            {
+                return error(format!("cannot save the baseline: {e}"));
+            }
             return StageOutcome {
                 stage_id: stage.id,
                 result: PollResult::Baseline,
@@ -273,9 +303,12 @@ impl Poller {
             .map(|s| s.seen.into_iter().collect())
             .unwrap_or_default();
         let Some(selection) = select_new(&listing, &seen, &pattern) else {
-            let _ =
+            if let Err(e) =
                 self.store
-                    .record_poll(stage.id, &to_store(&now_seen), PollResult::NoChange, None);
+                    .record_poll(stage.id, &to_store(&now_seen), PollResult::NoChange, None)
+            {
+                tracing::warn!(stage_id = stage.id, "cannot save the poll state: {e}");
+            }
             return StageOutcome {
                 stage_id: stage.id,
                 result: PollResult::NoChange,
@@ -284,6 +317,21 @@ impl Poller {
                 error: None,
             };
         };
+        // What was seen is saved before the deploy is asked for: a state that cannot be
+        // saved would make the next cycle find (and deploy) the same tag again. Nothing is
+        // requested then; the next cycle finds the tag new and tries again.
+        if let Err(e) = self.store.record_poll(
+            stage.id,
+            &to_store(&now_seen),
+            PollResult::NewTag,
+            Some(&selection.tag),
+        ) {
+            tracing::warn!(stage_id = stage.id, tag = %selection.tag, "cannot save the poll state ({e}); not deploying until it can be saved");
+            return error(format!(
+                "cannot save what polling saw ({e}); {} will be deployed once it can be saved",
+                selection.tag
+            ));
+        }
         let mut deploy_id = None;
         if stage.auto_deploy {
             match self
@@ -299,18 +347,21 @@ impl Poller {
                 .await
             {
                 Ok(id) => deploy_id = Some(id),
-                // Not recorded as seen: the next cycle tries again.
                 Err(e) => {
+                    // Forget the tag again, so the next cycle tries again.
+                    if let Err(undo) =
+                        self.store
+                            .record_poll(stage.id, &to_store(&seen), PollResult::Error, None)
+                    {
+                        tracing::warn!(
+                            stage_id = stage.id,
+                            "cannot restore the poll state: {undo}"
+                        );
+                    }
                     return error(format!("cannot request a deploy of {}: {e}", selection.tag));
                 }
             }
         }
-        let _ = self.store.record_poll(
-            stage.id,
-            &to_store(&now_seen),
-            PollResult::NewTag,
-            Some(&selection.tag),
-        );
         tracing::info!(image = %watch.project.image, stage = %stage.name, tag = %selection.tag, deploy_id, "new tag found by polling");
         StageOutcome {
             stage_id: stage.id,
@@ -355,62 +406,11 @@ impl Poller {
     }
 }
 
-/// The registry a project's image is listed from — its configured one, else the image's
-/// host, anonymously — and the repository path inside it. The poller and the API's tag
-/// picker both list through this.
-pub fn registry_for(
-    store: &Store,
-    project: &Project,
-) -> Result<(RegistryConfig, String), crate::store::StoreError> {
-    let (host, repository) = split_image(&project.image);
-    let config = match project.registry_id {
-        Some(id) => {
-            let stored = store.get_registry(id)?;
-            RegistryConfig {
-                kind: stored.kind,
-                base_url: stored.base_url,
-                username: stored.username,
-                secret: store.registry_secret(id)?,
-                insecure: stored.insecure,
-            }
-        }
-        None => implicit_registry(host),
-    };
-    Ok((config, repository))
-}
-
-/// `host/owner/name` → (`host`, `owner/name`); a reference without a registry host is on
-/// Docker Hub (with `library/` for single names).
-fn split_image(image: &str) -> (&str, String) {
-    match image.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
-            (host, rest.to_string())
-        }
-        Some(_) => ("docker.io", image.to_string()),
-        None => ("docker.io", format!("library/{image}")),
-    }
-}
-
-/// A registry nobody configured: anonymous, by host; plain HTTP only on loopback, as
-/// Docker itself allows.
-fn implicit_registry(host: &str) -> RegistryConfig {
-    let kind = match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => RegistryKind::DockerHub,
-        "ghcr.io" => RegistryKind::Ghcr,
-        _ => RegistryKind::Oci,
-    };
-    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let loopback = name == "localhost" || name.starts_with("127.") || name == "[::1]";
-    RegistryConfig {
-        kind,
-        base_url: if loopback {
-            format!("http://{host}")
-        } else {
-            host.to_string()
-        },
-        username: None,
-        secret: None,
-        insecure: loopback,
+/// Records a failed poll; a store that cannot take even that is logged (the outcome still
+/// carries the error).
+fn note_poll_error(store: &Store, stage_id: i64, error: &str) {
+    if let Err(e) = store.record_poll_error(stage_id, error) {
+        tracing::warn!(stage_id, "cannot record the poll error ({error}): {e}");
     }
 }
 
@@ -454,31 +454,6 @@ fn jittered(interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_hosts_are_split_the_way_docker_does() {
-        assert_eq!(
-            split_image("127.0.0.1:5000/acme/shop"),
-            ("127.0.0.1:5000", "acme/shop".into())
-        );
-        assert_eq!(
-            split_image("ghcr.io/acme/shop"),
-            ("ghcr.io", "acme/shop".into())
-        );
-        assert_eq!(split_image("acme/shop"), ("docker.io", "acme/shop".into()));
-        assert_eq!(split_image("nginx"), ("docker.io", "library/nginx".into()));
-    }
-
-    #[test]
-    fn only_loopback_registries_get_plain_http_implicitly() {
-        assert!(implicit_registry("127.0.0.1:5000").insecure);
-        assert_eq!(
-            implicit_registry("127.0.0.1:5000").base_url,
-            "http://127.0.0.1:5000"
-        );
-        assert!(!implicit_registry("registry.example.com").insecure);
-        assert_eq!(implicit_registry("ghcr.io").kind, RegistryKind::Ghcr);
-    }
 
     #[test]
     fn cron_schedules_the_next_cycle() {

@@ -166,7 +166,8 @@ impl From<OpsError> for ApiError {
         match error {
             OpsError::Store(e) => e.into(),
             OpsError::Conflict(message) => ApiError::Conflict(message),
-            OpsError::Engine(message) => ApiError::BadGateway(format!("docker: {message}")),
+            gone @ OpsError::ContainerGone { .. } => ApiError::Conflict(gone.to_string()),
+            OpsError::Engine(message) => ApiError::BadGateway(message),
         }
     }
 }

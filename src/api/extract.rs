@@ -44,8 +44,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Parses a JSON body: a syntax error is a 400, a shape error a 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
+    let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    whole_numbers_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -61,6 +62,30 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             None => FieldErrors::single(if path == "." { "body" } else { &path }, inner),
         }
     })
+}
+
+/// JSON does not tell `2` from `2.0` (JSON Schema calls both integers), but serde does:
+/// a number with no fraction becomes an integer, so `"container_port": 8080.0` is read as
+/// 8080 instead of being refused.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            if let Some(f) = number.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                // Exact: |f| < 2^53, so the float holds the integer without rounding.
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = f as i64;
+                *value = serde_json::Value::from(whole);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().for_each(whole_numbers_as_integers)
+        }
+        _ => {}
+    }
 }
 
 /// A query string read into `T`; a bad value is a 422 naming the parameter.
@@ -116,12 +141,21 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
-            Err(rejection) => Err(ApiError::BadRequest(path_reason(&rejection))),
+            Err(rejection) => {
+                let names: Vec<String> =
+                    axum::extract::RawPathParams::from_request_parts(parts, state)
+                        .await
+                        .map(|params| params.iter().map(|(k, _)| k.to_string()).collect())
+                        .unwrap_or_default();
+                Err(ApiError::BadRequest(path_reason(&rejection, &names)))
+            }
         }
     }
 }
 
-fn path_reason(rejection: &axum::extract::rejection::PathRejection) -> String {
+/// Why the path did not parse; `names` are the route's parameters, in order, to name the
+/// one at fault when axum gives only its position (or nothing, for a single one).
+fn path_reason(rejection: &axum::extract::rejection::PathRejection, names: &[String]) -> String {
     use axum::extract::path::ErrorKind;
     use axum::extract::rejection::PathRejection;
     match rejection {
@@ -132,10 +166,24 @@ fn path_reason(rejection: &axum::extract::rejection::PathRejection) -> String {
                 "the path parameter `{key}` must be {}",
                 readable_type(expected_type)
             ),
-            ErrorKind::ParseError { expected_type, .. }
-            | ErrorKind::ParseErrorAtIndex { expected_type, .. } => {
-                format!("a path parameter must be {}", readable_type(expected_type))
-            }
+            ErrorKind::ParseErrorAtIndex {
+                index,
+                expected_type,
+                ..
+            } => match names.get(*index) {
+                Some(key) => format!(
+                    "the path parameter `{key}` must be {}",
+                    readable_type(expected_type)
+                ),
+                None => format!("a path parameter must be {}", readable_type(expected_type)),
+            },
+            ErrorKind::ParseError { expected_type, .. } => match names {
+                [key] => format!(
+                    "the path parameter `{key}` must be {}",
+                    readable_type(expected_type)
+                ),
+                _ => format!("a path parameter must be {}", readable_type(expected_type)),
+            },
             _ => format!("the path is not valid: {}", e.body_text()),
         },
         other => format!("the path is not valid: {}", other.body_text()),

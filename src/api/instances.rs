@@ -94,7 +94,8 @@ pub async fn get(
     Ok(Json(state.store.get_instance(id)?.into()))
 }
 
-/// Stops the container (it keeps its routes; start brings it back).
+/// Stops the container (it keeps its routes; start brings it back). An instance whose
+/// container was removed outside docker-watcher answers 409 and is marked `failed`.
 #[utoipa::path(post, path = "/instances/{id}/stop", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = InstanceView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
@@ -106,6 +107,8 @@ pub async fn stop(
     Ok(Json(state.store.get_instance(id)?.into()))
 }
 
+/// Starts a stopped container; a container removed outside docker-watcher answers 409
+/// (and the instance is marked `failed`), as for stop.
 #[utoipa::path(post, path = "/instances/{id}/start", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = InstanceView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]

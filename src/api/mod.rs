@@ -119,7 +119,7 @@ impl WebConfig {
 /// Every route, with its layers, the docs and the JSON 404 for anything else.
 pub fn router(state: AppState) -> Router {
     let groups = Groups::new();
-    let spec = groups.clone().assemble().into_openapi();
+    let spec = document(groups.clone());
     let auth = axum::middleware::from_fn_with_state(state.clone(), auth::require_auth);
     let timeout = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT);
     let layered = Groups {
@@ -158,7 +158,24 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI document of every route `router` mounts (the docs and the spec aside).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    Groups::new().assemble().into_openapi()
+    document(Groups::new())
+}
+
+/// The document of `groups`, with the error answers every operation may give.
+fn document(groups: Groups) -> utoipa::openapi::OpenApi {
+    let mut api = groups.assemble().into_openapi();
+    openapi::add_common_errors(&mut api, PUBLIC_ROUTES);
+    openapi::add_field_rules(&mut api);
+    openapi::add_query_rules(&mut api);
+    api
+}
+
+/// The webhook's documented POST, mounted for every method: the handler checks the
+/// secret before anything else, so a wrong one answers like an unknown path whatever the
+/// method.
+fn webhook_any_method() -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
+    let (schemas, paths, _post) = routes!(webhook::receive);
+    (schemas, paths, axum::routing::any(webhook::receive))
 }
 
 /// The routes, grouped by the layers they get.
@@ -178,7 +195,7 @@ impl Groups {
     fn new() -> Groups {
         let public = OpenApiRouter::new()
             .routes(routes!(auth::login))
-            .routes(routes!(webhook::receive))
+            .routes(webhook_any_method())
             .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT));
         let protected = OpenApiRouter::new()
             .routes(routes!(auth::logout))

@@ -3,8 +3,12 @@
 //! handlers' `#[utoipa::path]` annotations as [`super::router`] mounts them, so the spec
 //! and the routes cannot drift apart.
 
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, SecurityRequirement};
+use utoipa::openapi::{
+    Content, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Response, ResponseBuilder,
+    SecurityRequirement,
+};
 
 use super::auth::SESSION_COOKIE;
 
@@ -53,4 +57,348 @@ pub fn base() -> OpenApi {
         ))),
     );
     api
+}
+
+/// Adds to every operation the error answers the layers and extractors give, so handlers
+/// declare only their own: 400 (a body, query or path id that cannot be read), 401 and
+/// 403 (routes that need sign-in: none, or a token without the scope), 413, 415 and 422
+/// (operations with a body), 422 (operations with query parameters) and 429 (rate limits).
+/// Each is the JSON `ErrorBody`. An answer a handler declares is left as it is.
+pub fn add_common_errors(api: &mut OpenApi, public: &[(&str, &str)]) {
+    for (path, item) in api.paths.paths.iter_mut() {
+        let operations = [
+            ("get", item.get.as_mut()),
+            ("put", item.put.as_mut()),
+            ("post", item.post.as_mut()),
+            ("delete", item.delete.as_mut()),
+            ("patch", item.patch.as_mut()),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            let signed_in = !public.contains(&(method, path.as_str()));
+            let has_body = operation.request_body.is_some();
+            let has_query =
+                operation.parameters.iter().flatten().any(
+                    |p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query)),
+                );
+            let mut add = |status: &str, description: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| RefOr::T(error_response(description)));
+            };
+            add(
+                "400",
+                "the request cannot be read (a path id, the query or the body)",
+            );
+            add(
+                "429",
+                "too many requests; `Retry-After` says when to try again",
+            );
+            if signed_in {
+                add(
+                    "401",
+                    "not signed in, or the session or token is no longer valid",
+                );
+                add("403", "signed in, but not allowed to do this");
+            }
+            if has_body {
+                add("413", "the body is too large");
+                add("415", "the body is not `application/json`");
+            }
+            if has_body || has_query {
+                add("422", "a field is wrong; `fields` says which and why");
+            }
+        }
+    }
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .build()
+}
+
+/// What the API enforces on a request field, as JSON Schema can say it.
+enum Rule {
+    /// A DNS-safe name (`validate::dns_name`).
+    Name,
+    /// One of these words (a nullable field also takes `null`).
+    OneOf(&'static [&'static str]),
+    /// A whole number in this range.
+    Range(i64, i64),
+    /// A string matching this pattern, at most this long.
+    Pattern(&'static str, usize),
+}
+
+/// Request fields and their rules, by schema and property. The API's own checks (in the
+/// handlers and `validate`) stay the truth; this makes the document say the same, so a
+/// generated client or form can check before sending. Rules JSON Schema cannot state
+/// (cron expressions, tag globs, semver ranges) stay in the descriptions.
+const RULES: &[(&[&str], &str, Rule)] = &[
+    (
+        &[
+            "NewTokenBody",
+            "NewNotificationBody",
+            "NotificationChanges",
+            "NewProjectBody",
+            "ProjectChanges",
+            "NewStageBody",
+            "StageChanges",
+            "NewRegistryBody",
+            "RegistryChanges",
+        ],
+        "name",
+        Rule::Name,
+    ),
+    (
+        &["NewNotificationBody", "NotificationChanges"],
+        "kind",
+        Rule::OneOf(&["webhook", "slack", "discord", "ntfy"]),
+    ),
+    (
+        &["NewRegistryBody", "RegistryChanges"],
+        "kind",
+        Rule::OneOf(&["oci", "gitea", "dockerhub", "ghcr"]),
+    ),
+    (
+        &[
+            "NewProjectBody",
+            "ProjectChanges",
+            "NewStageBody",
+            "StageChanges",
+        ],
+        "container_port",
+        Rule::Range(1, 65_535),
+    ),
+    (
+        &["NewStageBody", "StageChanges"],
+        "max_instances",
+        Rule::Range(1, 100),
+    ),
+    (
+        &["NewProjectBody", "ProjectChanges", "SettingsChanges"],
+        "health_retries",
+        Rule::Range(1, 100),
+    ),
+    (
+        &["NewProjectBody", "ProjectChanges", "SettingsChanges"],
+        "health_interval_ms",
+        Rule::Range(100, 3_600_000),
+    ),
+    (
+        &["NewProjectBody", "ProjectChanges", "SettingsChanges"],
+        "health_timeout_ms",
+        Rule::Range(100, 300_000),
+    ),
+    (
+        &["NewProjectBody", "ProjectChanges", "SettingsChanges"],
+        "health_start_period_ms",
+        Rule::Range(0, 3_600_000),
+    ),
+    (
+        &["SettingsChanges"],
+        "poll_interval_secs",
+        Rule::Range(10, 86_400),
+    ),
+    (
+        &[
+            "NewProjectBody",
+            "ProjectChanges",
+            "NewStageBody",
+            "StageChanges",
+        ],
+        "health_path",
+        Rule::Pattern("^/[!-~]*$", 2048),
+    ),
+    (
+        &["NewProjectBody", "ProjectChanges"],
+        "image",
+        Rule::Pattern(IMAGE_PATTERN, 255),
+    ),
+    (
+        &["DeployTagBody"],
+        "tag",
+        Rule::Pattern("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", 128),
+    ),
+    (
+        &["EnvVarBody"],
+        "name",
+        Rule::Pattern("^[A-Za-z_][A-Za-z0-9_]*$", 255),
+    ),
+    (
+        &["NewNotificationBody", "NotificationChanges"],
+        "url",
+        Rule::Pattern("^https?://[^\\s/?#]+([/?#]\\S*)?$", 2048),
+    ),
+];
+
+/// An image reference without tag or digest, as `ImageRef` takes it: an optional registry
+/// host (with a port) and lowercase path components.
+const IMAGE_PATTERN: &str = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[1-9][0-9]{0,3})?/)?\
+    [a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$";
+
+/// A DNS-safe name: lowercase letters, digits and dashes, no dash at either end.
+const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
+
+/// Writes [`RULES`] into the document's schemas.
+pub fn add_field_rules(api: &mut OpenApi) {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    for (schemas, property, rule) in RULES {
+        for name in *schemas {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name) else {
+                continue;
+            };
+            let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(*property) else {
+                continue;
+            };
+            let nullable = matches!(&field.schema_type, SchemaType::Array(types) if types.contains(&Type::Null));
+            match rule {
+                Rule::Name => {
+                    field.pattern = Some(NAME_PATTERN.into());
+                    field.min_length = Some(1);
+                    field.max_length = Some(super::validate::NAME_MAX);
+                }
+                Rule::OneOf(words) => {
+                    let mut values: Vec<serde_json::Value> =
+                        words.iter().map(|w| serde_json::Value::from(*w)).collect();
+                    if nullable {
+                        values.push(serde_json::Value::Null);
+                    }
+                    field.enum_values = Some(values);
+                }
+                Rule::Range(min, max) => {
+                    field.minimum = Some(utoipa::Number::Int(*min as isize));
+                    field.maximum = Some(utoipa::Number::Int(*max as isize));
+                }
+                Rule::Pattern(pattern, max) => {
+                    field.pattern = Some((*pattern).into());
+                    field.max_length = Some(*max);
+                }
+            }
+        }
+    }
+}
+
+/// The query parameters' ranges (`limit` on the lists).
+pub fn add_query_rules(api: &mut OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    let limits = [("/api/deploys", 500), ("/api/webhook-events", 1000)];
+    for (path, max) in limits {
+        let Some(item) = api.paths.paths.get_mut(path) else {
+            continue;
+        };
+        let Some(operation) = item.get.as_mut() else {
+            continue;
+        };
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.name == "limit"
+                && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+            {
+                schema.minimum = Some(utoipa::Number::Int(1));
+                schema.maximum = Some(utoipa::Number::Int(max));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::to_value(crate::api::openapi()).unwrap()
+    }
+
+    fn parameter<'a>(doc: &'a Value, path: &str, name: &str) -> &'a Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has parameters"))
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has {name}"))
+    }
+
+    #[test]
+    fn query_parameters_are_optional_query_parameters() {
+        let doc = document();
+        for (path, name) in [
+            ("/api/deploys", "project_id"),
+            ("/api/deploys", "limit"),
+            ("/api/deploys/{id}/logs", "after"),
+            ("/api/projects/{id}/tags", "stage_id"),
+            ("/api/webhook-events", "limit"),
+        ] {
+            let p = parameter(&doc, path, name);
+            assert_eq!(p["in"], "query", "{path} {name}: {p}");
+            assert_ne!(p["required"], true, "{path} {name}: {p}");
+        }
+        assert_eq!(
+            parameter(&doc, "/api/deploys", "limit")["schema"]["maximum"],
+            500
+        );
+        assert_eq!(
+            parameter(&doc, "/api/deploys/{id}/logs", "id")["in"],
+            "path"
+        );
+    }
+
+    #[test]
+    fn every_operation_declares_the_common_error_answers() {
+        let doc = document();
+        let post_projects = &doc["paths"]["/api/projects"]["post"]["responses"];
+        for status in ["400", "401", "403", "413", "415", "422", "429"] {
+            assert_eq!(
+                post_projects[status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{status}"
+            );
+        }
+        let login = &doc["paths"]["/api/auth/login"]["post"]["responses"];
+        assert!(
+            login.get("403").is_none(),
+            "login needs no sign-in: {login}"
+        );
+        assert!(login.get("429").is_some(), "{login}");
+        let get_project = &doc["paths"]["/api/projects/{id}"]["get"]["responses"];
+        assert!(get_project.get("400").is_some() && get_project.get("413").is_none());
+    }
+
+    #[test]
+    fn names_carry_the_pattern_and_length_the_api_enforces() {
+        let doc = document();
+        for schema in [
+            "NewProjectBody",
+            "NewStageBody",
+            "NewRegistryBody",
+            "NewTokenBody",
+        ] {
+            let name = &doc["components"]["schemas"][schema]["properties"]["name"];
+            assert_eq!(name["maxLength"], 63, "{schema}: {name}");
+            assert_eq!(name["minLength"], 1, "{schema}: {name}");
+            let pattern = name["pattern"].as_str().unwrap();
+            assert_eq!(pattern, super::NAME_PATTERN);
+        }
+        let kind = &doc["components"]["schemas"]["RegistryChanges"]["properties"]["kind"];
+        assert!(
+            kind["enum"].as_array().unwrap().contains(&Value::Null),
+            "{kind}"
+        );
+        let port = &doc["components"]["schemas"]["NewProjectBody"]["properties"]["container_port"];
+        assert_eq!(
+            (port["minimum"].clone(), port["maximum"].clone()),
+            (1.into(), 65535.into())
+        );
+    }
 }

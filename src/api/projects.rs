@@ -18,8 +18,8 @@ use super::extract::{ApiJson, ApiQuery, double_option};
 use super::{AppState, validate};
 use crate::container_policy::ContainerPolicy;
 use crate::image_ref::ImageRef;
-use crate::poller;
-use crate::registry::{self, RegistryConfig};
+use crate::poller::PollError;
+use crate::registry;
 use crate::store::{
     EnvVar, NewProject, Project, ProjectEvent, ProjectHealth, ProjectUpdate, Store, StoredEnvVar,
 };
@@ -358,6 +358,10 @@ pub async fn update(
             nano_cpus: body.nano_cpus,
         },
     )?;
+    if updated.image != current.image || updated.registry_id != current.registry_id {
+        // Polling stages now watch another listing.
+        state.poller.wake();
+    }
     Ok(Json(updated.into()))
 }
 
@@ -404,7 +408,7 @@ pub async fn tags(
             )
         })
         .collect();
-    let (config, repository) = registry_for(&state.store, &project)?;
+    let (config, repository) = registry::for_project(&state.store, &project)?;
     let client = registry::connect(&config).map_err(|e| ApiError::BadGateway(e.to_string()))?;
     let mut listing = client
         .list_tags(&repository)
@@ -447,11 +451,10 @@ pub async fn poll(
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<PollOutcomeView>>, ApiError> {
     state.store.get_project(id)?;
-    let outcomes = state
-        .poller
-        .poll_project(id)
-        .await
-        .map_err(ApiError::Conflict)?;
+    let outcomes = state.poller.poll_project(id).await.map_err(|e| match e {
+        PollError::NoPollingStage => ApiError::Conflict(e.to_string()),
+        PollError::Store(e) => e.into(),
+    })?;
     Ok(Json(
         outcomes
             .into_iter()
@@ -617,11 +620,6 @@ fn check_limits(
     if nano_cpus.is_some_and(|c| c <= 0) {
         errors.add("nano_cpus", "must be positive (1000000000 is one CPU)");
     }
-}
-
-/// The registry a project's image is listed from (the poller's rule).
-fn registry_for(store: &Store, project: &Project) -> Result<(RegistryConfig, String), ApiError> {
-    Ok(poller::registry_for(store, project)?)
 }
 
 fn as_millis(d: Duration) -> u64 {

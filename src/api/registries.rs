@@ -214,10 +214,11 @@ pub async fn check(
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<CheckAnswer>, ApiError> {
+    // No body and a JSON `null` both mean "nothing to add".
     let body: CheckBody = if body.is_empty() {
         CheckBody::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<CheckBody>>(&body)?.unwrap_or_default()
     };
     let stored = state.store.get_registry(id)?;
     let config = RegistryConfig {

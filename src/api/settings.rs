@@ -206,6 +206,10 @@ pub async fn update(
     let update = check(&current, &body, state.store.data_dir().as_deref())?;
     let updated = state.store.update_settings(&update)?;
     state.deployer.set_proxy(proxy::connect_saved(&state.store));
+    if update.poll_interval.is_some() || update.poll_cron.is_some() {
+        // The poller's current wait was computed from the old schedule.
+        state.poller.wake();
+    }
     Ok(Json(updated.into()))
 }
 
@@ -242,10 +246,11 @@ pub async fn check_proxy(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<ProxyCheckAnswer>, ApiError> {
+    // No body and a JSON `null` both mean "nothing to add".
     let changes: SettingsChanges = if body.is_empty() {
         SettingsChanges::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<SettingsChanges>>(&body)?.unwrap_or_default()
     };
     let current = state.store.settings()?;
     let update = check(&current, &changes, state.store.data_dir().as_deref())?;

@@ -178,6 +178,10 @@ pub async fn create(
         container_port: port,
         health_path: body.health_path,
     })?;
+    if created.polling {
+        // Its baseline is taken now, not after the poller's current wait.
+        state.poller.wake();
+    }
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -243,6 +247,13 @@ pub async fn update(
             health_path: body.health_path,
         },
     )?;
+    let watched_changed = updated.polling != current.polling
+        || updated.tag_pattern != current.tag_pattern
+        || updated.version_range != current.version_range
+        || updated.track_digest != current.track_digest;
+    if updated.polling && watched_changed {
+        state.poller.wake();
+    }
     Ok(Json(updated.into()))
 }
 

@@ -1,44 +1,29 @@
 //! `POST /api/webhook/{secret}`: registries and CI tell us about pushes here.
 //!
-//! Thin on purpose: check the secret (a wrong one gets exactly the unknown-path 404),
-//! read the payload (`webhook`), check its signature, hand each push to `intake`, and
-//! answer 202 with what became of every event.
+//! Thin on purpose: check the secret first, for every method and body size (a wrong one
+//! gets exactly the unknown-path 404, so the route is mounted for any method and the body
+//! is read here, with its own limit, only after the secret matched); then read the
+//! payload (`webhook`, at most `webhook::MAX_EVENTS` events), check its signature, and
+//! hand the events to `intake`, which records them and answers with counts and the first
+//! few outcomes.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use futures_util::StreamExt;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::{AppState, not_found};
-use crate::intake::{PushOutcome, WebhookOutcomeText};
-use crate::store::{NewWebhookEvent, WebhookOutcome};
+use super::{ApiError, AppState, not_found};
 use crate::webhook::{
-    IgnoreReason, ParseOptions, ParsedEvent, detect_format, parse_payload, verify_signature,
+    ParseOptions, SignatureError, SourceFormat, detect_format, parse_payload, verify_signature,
 };
 
 /// Largest body accepted; more is answered 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-#[derive(Serialize)]
-struct Answer {
-    format: &'static str,
-    events: Vec<EventAnswer>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum EventAnswer {
-    Push(PushOutcome),
-    Ignored {
-        outcome: &'static str,
-        reason: String,
-        subject: Option<String>,
-    },
-}
 
 /// Registries and CI report pushes here. The secret in the path is the credential; a
 /// wrong one answers exactly like an unknown path.
@@ -51,97 +36,98 @@ enum EventAnswer {
         (status = 404, body = super::error::ErrorBody), (status = 413, description = "body over 1 MiB")))]
 pub(super) async fn receive(
     State(state): State<AppState>,
-    Path(secret): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    secret: Result<Path<String>, PathRejection>,
+    request: Request,
 ) -> Response {
+    // Nothing about the request is looked at before the secret matched.
+    let Ok(Path(secret)) = secret else {
+        return not_found();
+    };
     if !secret_matches(&state, &secret) {
         return not_found();
     }
+    if request.method() != Method::POST {
+        let mut response = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(json!({ "error": "send webhooks with POST" })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match read_body(&parts.headers, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let headers = parts.headers;
     let format = match detect_format(&headers, &body) {
         Ok(format) => format,
-        Err(e) => {
-            return reject(&state, "unknown", e.status_code(), &e.to_string());
-        }
+        Err(e) => return reject(&state, "unknown", e.status_code(), &e.to_string()).await,
     };
-    let signing_secret = match state.store.webhook_signing_secret() {
-        Ok(secret) => secret,
+    let (signing_secret, limits) = match state
+        .store
+        .webhook_signing_secret()
+        .and_then(|secret| Ok((secret, state.store.settings()?.limits)))
+    {
+        Ok(found) => found,
         Err(e) => return internal(&e.to_string()),
     };
-    if let Err(e) = verify_signature(
+    match verify_signature(
         format,
         &headers,
         &body,
         signing_secret.as_deref().map(str::as_bytes),
     ) {
-        return reject(
-            &state,
-            format.as_str(),
-            StatusCode::UNAUTHORIZED,
-            &e.to_string(),
-        );
-    }
-    let payload = match parse_payload(&headers, &body, &ParseOptions::default()) {
-        Ok(payload) => payload,
+        Ok(()) => {}
+        Err(SignatureError::Unsignable {
+            format: SourceFormat::DockerHub,
+        }) if limits.allow_unsigned_dockerhub => {}
         Err(e) => {
-            return reject(
-                &state,
-                format.as_str(),
-                StatusCode::BAD_REQUEST,
-                &e.to_string(),
-            );
-        }
-    };
-    let mut events = Vec::new();
-    for event in payload.events {
-        match event {
-            ParsedEvent::Push(push) => match state
-                .intake
-                .handle_push(format.as_str(), &push.image, push.digest.as_deref())
-                .await
-            {
-                Ok(outcome) => {
-                    crate::metrics::webhook_event(match outcome.outcome {
-                        WebhookOutcomeText::Deployed => "deployed",
-                        WebhookOutcomeText::Ignored => "ignored",
-                    });
-                    events.push(EventAnswer::Push(outcome));
-                }
-                Err(e) => {
-                    crate::metrics::webhook_event("error");
-                    return internal(&e.to_string());
-                }
-            },
-            ParsedEvent::Ignored(ignored) => {
-                // Registries send a notification per blob and per pull: not worth a record.
-                crate::metrics::webhook_event("ignored");
-                if !matches!(
-                    ignored.reason,
-                    IgnoreReason::Pull | IgnoreReason::LayerPush | IgnoreReason::Ping
-                ) {
-                    let _ = state.intake.record_ignored(
-                        format.as_str(),
-                        ignored.subject.as_deref(),
-                        None,
-                        &ignored.reason.to_string(),
-                    );
-                }
-                events.push(EventAnswer::Ignored {
-                    outcome: "ignored",
-                    reason: ignored.reason.to_string(),
-                    subject: ignored.subject,
-                });
-            }
+            return reject(&state, format.as_str(), e.status_code(), &e.to_string()).await;
         }
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(Answer {
-            format: format.as_str(),
-            events,
-        }),
-    )
-        .into_response()
+    // A 1 MiB body is parsed in milliseconds, but not on the async workers.
+    let parsed = tokio::task::spawn_blocking(move || {
+        parse_payload(&headers, &body, &ParseOptions::default())
+    })
+    .await;
+    let payload = match parsed {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(e)) => {
+            return reject(&state, format.as_str(), e.status_code(), &e.to_string()).await;
+        }
+        Err(e) => return internal(&format!("parsing the payload: {e}")),
+    };
+    match state.intake.receive(format, payload.events).await {
+        Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
+        Err(e) => internal(&e.to_string()),
+    }
+}
+
+/// Reads the body, refusing (413, the JSON error) more than [`BODY_LIMIT`] bytes without
+/// reading further.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(ApiError::TooLarge(BODY_LIMIT));
+    }
+    let mut stream = body.into_data_stream();
+    let mut read = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        if read.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::TooLarge(BODY_LIMIT));
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(read))
 }
 
 /// Constant-time comparison with the current secret; no secret set means no webhook.
@@ -152,15 +138,13 @@ fn secret_matches(state: &AppState, given: &str) -> bool {
     }
 }
 
-/// A request that got past the secret but could not be used: recorded, answered with why.
-fn reject(state: &AppState, source: &str, status: StatusCode, reason: &str) -> Response {
-    crate::metrics::webhook_event("rejected");
-    let _ = state.store.record_webhook_event(&NewWebhookEvent {
-        source: source.to_string(),
-        outcome: Some(WebhookOutcome::Rejected),
-        detail: format!("{}: {reason}", status.as_u16()),
-        ..Default::default()
-    });
+/// A request that got past the secret but could not be used: recorded (by intake),
+/// answered with why.
+async fn reject(state: &AppState, source: &str, status: StatusCode, reason: &str) -> Response {
+    state
+        .intake
+        .record_rejected(source, status.as_u16(), reason)
+        .await;
     (status, Json(json!({ "error": reason }))).into_response()
 }
 

@@ -1,19 +1,28 @@
 //! Manual operations the API calls: deploy a tag, redeploy, roll a stage back, and stop,
 //! start or remove an instance.
 
-use crate::docker::ContainerId;
+use crate::docker::{ContainerId, EngineError};
 use crate::store::{DeployFilter, DeployStatus, InstanceStatus, StoreError, Trigger};
 
 use super::retire::{self, STOP_GRACE};
 use super::{DeployRequest, DeployTrigger, Deployer};
 
-/// Why a manual operation was refused or failed.
+/// Why a manual operation was refused or failed. The API maps each variant to its own
+/// status: a store error keeps its kind (missing 404, clash 409, anything else 500).
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The operation does not fit the current state; the message says what to do.
     #[error("{0}")]
     Conflict(String),
+    /// The instance's container was removed behind docker-watcher's back; the instance
+    /// is marked failed.
+    #[error(
+        "the container of instance {instance_id} is gone (removed outside docker-watcher); remove the instance or redeploy the stage"
+    )]
+    ContainerGone { instance_id: i64 },
+    /// Docker failed (or a step of removing an instance did).
     #[error("docker: {0}")]
     Engine(String),
 }
@@ -71,11 +80,8 @@ impl Deployer {
     pub async fn stop_instance(&self, instance_id: i64) -> Result<(), OpsError> {
         let instance = self.inner.store.get_instance(instance_id)?;
         let id = container_of(&instance)?;
-        self.inner
-            .engine
-            .stop(&id, STOP_GRACE)
-            .await
-            .map_err(|e| OpsError::Engine(e.to_string()))?;
+        let stopped = self.inner.engine.stop(&id, STOP_GRACE).await;
+        self.engine_outcome(instance_id, stopped)?;
         self.inner
             .store
             .set_instance_status(instance_id, InstanceStatus::Stopped)?;
@@ -85,15 +91,35 @@ impl Deployer {
     pub async fn start_instance(&self, instance_id: i64) -> Result<(), OpsError> {
         let instance = self.inner.store.get_instance(instance_id)?;
         let id = container_of(&instance)?;
-        self.inner
-            .engine
-            .start(&id)
-            .await
-            .map_err(|e| OpsError::Engine(e.to_string()))?;
+        let started = self.inner.engine.start(&id).await;
+        self.engine_outcome(instance_id, started)?;
         self.inner
             .store
             .set_instance_status(instance_id, InstanceStatus::Running)?;
         Ok(())
+    }
+
+    /// Turns Docker's answer into ours; a container that no longer exists marks the
+    /// instance failed (as reconciliation would) and says what to do.
+    fn engine_outcome(
+        &self,
+        instance_id: i64,
+        result: Result<(), EngineError>,
+    ) -> Result<(), OpsError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(EngineError::ContainerNotFound { .. }) => {
+                self.inner
+                    .store
+                    .set_instance_status(instance_id, InstanceStatus::Failed)?;
+                tracing::warn!(
+                    instance_id,
+                    "the instance's container is gone; marked failed"
+                );
+                Err(OpsError::ContainerGone { instance_id })
+            }
+            Err(e) => Err(OpsError::Engine(e.to_string())),
+        }
     }
 
     /// Removes an instance with its container and proxy hosts.
@@ -114,9 +140,13 @@ impl Deployer {
 
 fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsError> {
     match (&instance.container_id, instance.status) {
-        (_, InstanceStatus::Failed | InstanceStatus::Removing) => Err(OpsError::Conflict(format!(
-            "instance {} is {}",
-            instance.id, instance.status
+        (_, InstanceStatus::Failed) => Err(OpsError::Conflict(format!(
+            "instance {} has failed (its container is gone or never became healthy); remove the instance or redeploy the stage",
+            instance.id
+        ))),
+        (_, InstanceStatus::Removing) => Err(OpsError::Conflict(format!(
+            "instance {} is being removed",
+            instance.id
         ))),
         (Some(id), _) => Ok(ContainerId::new(id.clone())),
         (None, _) => Err(OpsError::Conflict(format!(

@@ -3,6 +3,14 @@
 //! `dev.docker-watcher.health-path` label, one stage `dev` (pattern `*`, auto-deploy,
 //! max one instance). When the image cannot be inspected the project is still created,
 //! with port 0 and no health check, and its events say why.
+//!
+//! Concurrent pushes of one new image wait for each other ([`Creations`]): the first makes
+//! the project and its stage, the others then find both. At most `per_minute` projects
+//! are made a minute, since each may pull an image for up to 20 s.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::image_ref::ImageRef;
 use crate::store::{NewProject, NewStage, Project, Store, StoreError};
@@ -64,34 +72,106 @@ impl ImageInspector for EngineInspector {
     }
 }
 
-pub(super) async fn create_project(
+/// Auto-creations in progress (one lock per image) and the times of recent ones.
+#[derive(Default)]
+pub(super) struct Creations {
+    in_progress: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    recent: Mutex<VecDeque<Instant>>,
+}
+
+/// The window `per_minute` counts in.
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl Creations {
+    /// The project for `image`, made now (`true`) or by a concurrent push (`false`);
+    /// `Ok(Err(reason))` when the rate limit says no.
+    pub(super) async fn create(
+        &self,
+        store: &Store,
+        inspector: &dyn ImageInspector,
+        image: &ImageRef,
+        per_minute: u32,
+    ) -> Result<Result<(Project, bool), String>, StoreError> {
+        let name = image.name();
+        let turn = {
+            let mut map = lock(&self.in_progress);
+            map.entry(name.clone()).or_default().clone()
+        };
+        let result = {
+            let _turn = turn.lock().await;
+            match store.find_project_by_image(&name) {
+                Err(e) => Err(e),
+                Ok(Some(project)) => Ok(Ok((project, false))),
+                Ok(None) if !self.try_acquire(per_minute) => Ok(Err(format!(
+                    "no project has this image and auto-create made {per_minute} projects in \
+                     the last minute (auto_create_per_minute): push again later or create \
+                     the project"
+                ))),
+                Ok(None) => create_project(store, inspector, image).await.map(Ok),
+            }
+        };
+        // The last one out removes the image's lock (the map holds one reference).
+        let mut map = lock(&self.in_progress);
+        if Arc::strong_count(&turn) <= 2 {
+            map.remove(&name);
+        }
+        result
+    }
+
+    /// Takes one of the minute's `per_minute` creations, if any is left.
+    fn try_acquire(&self, per_minute: u32) -> bool {
+        let mut recent = lock(&self.recent);
+        let now = Instant::now();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= per_minute as usize {
+            return false;
+        }
+        recent.push_back(now);
+        true
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain maps and queues: a panic elsewhere cannot leave them half-changed.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Makes the project and its `dev` stage. A concurrent creation of the same image (one
+/// that bypassed [`Creations`]) is not an error: its project is used. A name taken in the
+/// meantime is retried with the next free one.
+async fn create_project(
     store: &Store,
     inspector: &dyn ImageInspector,
     image: &ImageRef,
-) -> Result<Project, StoreError> {
+) -> Result<(Project, bool), StoreError> {
     let reference = image.to_string();
     let facts = inspector.inspect(&reference).await;
-    let name = unique_name(store, &base_name(image.repository()))?;
-    let (port, health_path) = match &facts {
-        Ok(facts) => (
-            facts.exposed_ports.first().copied().unwrap_or(0),
-            facts
-                .labels
-                .get(HEALTH_PATH_LABEL)
-                .filter(|p| p.starts_with('/'))
-                .cloned(),
-        ),
-        Err(_) => (0, None),
+    let mut attempts = 0;
+    let project = loop {
+        let name = unique_name(store, &base_name(image.repository()))?;
+        match insert_project(store, image, name, &facts) {
+            Ok(project) => break project,
+            Err(StoreError::Conflict(why)) => {
+                if let Some(project) = store.find_project_by_image(&image.name())? {
+                    return Ok((project, false));
+                }
+                attempts += 1;
+                if attempts >= 5 {
+                    return Err(StoreError::Conflict(why));
+                }
+            }
+            Err(e) => return Err(e),
+        }
     };
-    let project = store.create_project(&NewProject {
-        name,
-        image: image.name(),
-        container_port: port,
-        health_path: health_path.clone(),
-        auto_created: true,
-        ..Default::default()
-    })?;
     store.create_stage(&NewStage::defaults(project.id, "dev"))?;
+    let (port, health_path) = (project.container_port, project.health_path.clone());
     let message = match &facts {
         Ok(facts) => {
             let mut message = format!(
@@ -116,7 +196,34 @@ pub(super) async fn create_project(
     };
     let level = if facts.is_ok() { "info" } else { "warn" };
     store.add_project_event(project.id, level, &message)?;
-    Ok(project)
+    Ok((project, true))
+}
+
+fn insert_project(
+    store: &Store,
+    image: &ImageRef,
+    name: String,
+    facts: &Result<ImageFacts, String>,
+) -> Result<Project, StoreError> {
+    let (port, health_path) = match facts {
+        Ok(facts) => (
+            facts.exposed_ports.first().copied().unwrap_or(0),
+            facts
+                .labels
+                .get(HEALTH_PATH_LABEL)
+                .filter(|p| p.starts_with('/'))
+                .cloned(),
+        ),
+        Err(_) => (0, None),
+    };
+    store.create_project(&NewProject {
+        name,
+        image: image.name(),
+        container_port: port,
+        health_path,
+        auto_created: true,
+        ..Default::default()
+    })
 }
 
 /// The last path component, lower case, with anything but letters, digits and dashes

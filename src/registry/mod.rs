@@ -7,7 +7,7 @@
 //! [`connect`] builds the right one from a stored registry's settings.
 //!
 //! *Invariant*: this module translates; it never decides which tag is new (that is
-//! [`crate::tags`]) and knows nothing of the store. Secrets arrive in plaintext in
+//! [`crate::tags`]) and reads the store only in [`for_project`] (a project's registry). Secrets arrive in plaintext in
 //! [`RegistryConfig`] and never appear in an error, a log line or a `Debug` output.
 
 mod auth;
@@ -17,6 +17,7 @@ mod fake_tests;
 mod gitea;
 mod oci;
 mod paging;
+mod project;
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ use reqwest::Url;
 
 pub use crate::tags::TagInfo;
 pub use error::RegistryError;
+pub use project::for_project;
 
 /// A registry as the poller, the deployer and the API see it.
 #[async_trait]

@@ -16,8 +16,8 @@ mod payload;
 mod signature;
 
 pub use payload::{
-    IgnoreReason, IgnoredEvent, ParseOptions, ParsedEvent, ParsedPayload, PayloadError, PushEvent,
-    SourceFormat, detect_format, parse_payload,
+    IgnoreReason, IgnoredEvent, MAX_EVENTS, ParseOptions, ParsedEvent, ParsedPayload, PayloadError,
+    PushEvent, SourceFormat, detect_format, parse_payload,
 };
 pub use signature::{SignatureError, signature_hex, verify_signature};
 

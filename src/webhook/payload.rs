@@ -28,6 +28,10 @@ pub enum SourceFormat {
     DockerHub,
 }
 
+/// Most events one request may carry (a Distribution envelope); more is refused whole.
+/// Registries send a handful per push, so this only stops amplification.
+pub const MAX_EVENTS: usize = 100;
+
 /// What the caller knows that a payload may not say.
 #[derive(Clone, Debug, Default)]
 pub struct ParseOptions {
@@ -103,6 +107,13 @@ pub enum PayloadError {
     /// A content type that is neither JSON nor a registry's events type: answer 415.
     #[error("unsupported content type {content_type:?}: send the webhook body as application/json")]
     UnsupportedMediaType { content_type: String },
+    /// More than [`MAX_EVENTS`] events in one request: answer 413.
+    #[error(
+        "the request carries {count} events, more than the {MAX_EVENTS} one request may: \
+         send them in smaller batches (a registry's notifications config: lower its \
+         threshold or ignore pulls and blobs)"
+    )]
+    TooManyEvents { count: usize },
 }
 
 /// Reads a webhook request into its format and events.
@@ -198,6 +209,7 @@ impl PayloadError {
         match self {
             PayloadError::Malformed { .. } => StatusCode::BAD_REQUEST,
             PayloadError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -207,7 +219,9 @@ impl PayloadError {
     pub(super) fn detail(&self) -> String {
         match self {
             PayloadError::Malformed { field, reason } => format!("{field} {reason}"),
-            PayloadError::UnsupportedMediaType { .. } => self.to_string(),
+            PayloadError::UnsupportedMediaType { .. } | PayloadError::TooManyEvents { .. } => {
+                self.to_string()
+            }
         }
     }
 }

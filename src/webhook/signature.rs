@@ -1,10 +1,12 @@
 //! HMAC-SHA256 signatures of webhook bodies: Gitea's `X-Gitea-Signature` (hex) and
 //! GitHub's `X-Hub-Signature-256` (`sha256=<hex>`), compared in constant time.
 //!
-//! With a signing secret configured, a request in a format that can be signed must carry
-//! a matching signature. Generic bodies are signed like GitHub's, so a CI job can sign with
-//! `openssl dgst -sha256 -hmac`. Docker Distribution and Docker Hub cannot sign at all:
-//! their requests pass, protected by the secret in the webhook URL alone.
+//! With a signing secret configured, every request must prove it knows the secret.
+//! Generic bodies are signed like GitHub's, so a CI job can sign with
+//! `openssl dgst -sha256 -hmac`. Docker Distribution cannot sign, but its notifications
+//! config can send a static header: `Authorization: Bearer <signing secret>`, compared in
+//! constant time. Docker Hub can do neither: its requests are refused
+//! ([`SignatureError::Unsignable`]) and the caller decides whether a setting lets them in.
 
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
@@ -15,6 +17,7 @@ use super::payload::{SourceFormat, header};
 const GITEA_HEADER: &str = "X-Gitea-Signature";
 const FORGEJO_HEADER: &str = "X-Forgejo-Signature";
 const HUB_HEADER: &str = "X-Hub-Signature-256";
+const AUTHORIZATION: &str = "Authorization";
 
 /// Why a request's signature is not accepted; the handler answers 401.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +32,12 @@ pub enum SignatureError {
          secret is the one configured here"
     )]
     Mismatch { header: &'static str },
+    /// The format has no way to sign (Docker Hub).
+    #[error(
+        "{format} webhooks cannot be signed and a webhook signing secret is configured: \
+         turn on allow_unsigned_dockerhub in the settings to accept them"
+    )]
+    Unsignable { format: SourceFormat },
 }
 
 /// Checks the request's signature against `secret`; without a secret nothing is checked.
@@ -63,7 +72,8 @@ pub fn verify_signature(
                 .ok_or(SignatureError::Missing { header: HUB_HEADER })?;
             (HUB_HEADER, hex)
         }
-        SourceFormat::Distribution | SourceFormat::DockerHub => return Ok(()),
+        SourceFormat::Distribution => return verify_bearer(headers, secret),
+        SourceFormat::DockerHub => return Err(SignatureError::Unsignable { format }),
     };
     let mismatch = SignatureError::Mismatch { header: name };
     let expected = hex::decode(hex_signature).map_err(|_| mismatch.clone())?;
@@ -71,6 +81,28 @@ pub fn verify_signature(
     mac.update(body);
     // verify_slice compares in constant time.
     mac.verify_slice(&expected).map_err(|_| mismatch)
+}
+
+/// Docker Distribution's static header: `Authorization: Bearer <secret>`.
+fn verify_bearer(headers: &HeaderMap, secret: &[u8]) -> Result<(), SignatureError> {
+    use subtle::ConstantTimeEq;
+    let value = header(headers, AUTHORIZATION).ok_or(SignatureError::Missing {
+        header: AUTHORIZATION,
+    })?;
+    let token = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(SignatureError::Missing {
+            header: AUTHORIZATION,
+        })?;
+    if bool::from(token.as_bytes().ct_eq(secret)) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch {
+            header: AUTHORIZATION,
+        })
+    }
 }
 
 /// Hex HMAC-SHA256 of `body` under `secret`: what Gitea puts in `X-Gitea-Signature`, and
@@ -203,12 +235,71 @@ mod tests {
     }
 
     #[test]
-    fn formats_that_cannot_sign_pass_with_a_secret_configured() {
-        for format in [SourceFormat::Distribution, SourceFormat::DockerHub] {
+    fn distribution_proves_the_secret_with_a_bearer_header() {
+        let format = SourceFormat::Distribution;
+        let bearer = format!("Bearer {}", std::str::from_utf8(SECRET).unwrap());
+        assert_eq!(
+            verify_signature(
+                format,
+                &headers(&[("authorization", &bearer)]),
+                b"{}",
+                Some(SECRET)
+            ),
+            Ok(())
+        );
+        for (value, expected) in [
+            (
+                "Bearer wrong",
+                SignatureError::Mismatch {
+                    header: AUTHORIZATION,
+                },
+            ),
+            (
+                "Bearer ",
+                SignatureError::Missing {
+                    header: AUTHORIZATION,
+                },
+            ),
+            (
+                "Basic czNjcmV0",
+                SignatureError::Missing {
+                    header: AUTHORIZATION,
+                },
+            ),
+        ] {
             assert_eq!(
-                verify_signature(format, &headers(&[]), b"{}", Some(SECRET)),
-                Ok(())
+                verify_signature(
+                    format,
+                    &headers(&[("authorization", value)]),
+                    b"{}",
+                    Some(SECRET)
+                ),
+                Err(expected),
+                "{value}"
             );
         }
+        assert_eq!(
+            verify_signature(format, &headers(&[]), b"{}", Some(SECRET)),
+            Err(SignatureError::Missing {
+                header: AUTHORIZATION
+            })
+        );
+    }
+
+    #[test]
+    fn docker_hub_cannot_prove_it_and_is_refused_with_a_secret_configured() {
+        let refused = verify_signature(SourceFormat::DockerHub, &headers(&[]), b"{}", Some(SECRET));
+        assert_eq!(
+            refused,
+            Err(SignatureError::Unsignable {
+                format: SourceFormat::DockerHub
+            })
+        );
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("allow_unsigned_dockerhub")
+        );
     }
 }

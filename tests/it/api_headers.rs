@@ -1,7 +1,8 @@
 //! Security headers on the real router: the web UI's Content-Security-Policy allows its
 //! inline bootstrap script by hash and no other inline script, API answers carry `nosniff`
 //! and a policy that loads nothing, the Swagger UI renders under its own policy, and HSTS
-//! is sent when the public URL is https.
+//! is sent when the public URL is https. And an unparsable path id is the JSON 400, not
+//! a text answer.
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -108,6 +109,28 @@ async fn hsts_is_sent_when_the_public_url_is_https() {
             header(&response, "strict-transport-security"),
             "max-age=31536000",
             "{path}"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unparsable_path_id_is_the_json_400_naming_it() {
+    let app = spawn_app().await;
+    let api = app.api().await;
+    for path in [
+        "/api/projects/abc",
+        "/api/deploys/1.5/logs",
+        "/api/stages/99999999999999999999999",
+    ] {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: {body}"));
+        assert!(
+            error.contains("`id`") && error.contains("whole number"),
+            "{path}: {error}"
         );
     }
     app.shutdown().await;

@@ -95,6 +95,11 @@ async fn every_format_is_read_and_matched() {
     app.store()
         .update_settings(&SettingsUpdate {
             webhook_signing_secret: Some(Some(signing_secret.into())),
+            // Docker Hub cannot sign.
+            limits: Some(WebhookLimits {
+                allow_unsigned_dockerhub: true,
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .unwrap();
@@ -128,6 +133,9 @@ async fn every_format_is_read_and_matched() {
             f if f.starts_with("gitea") => headers.push(("x-gitea-signature", signature)),
             f if f.starts_with("github") || f.starts_with("generic") => {
                 headers.push(("x-hub-signature-256", format!("sha256={signature}")))
+            }
+            f if f.starts_with("distribution") => {
+                headers.push(("authorization", format!("Bearer {signing_secret}")))
             }
             _ => {}
         }

@@ -15,6 +15,9 @@ pub struct RegistryOptions {
     pub auth: Option<(String, String)>,
     /// URL the registry posts its push/pull notifications to.
     pub notify_url: Option<String>,
+    /// Headers every notification carries (the endpoint's `headers:`), e.g.
+    /// `Authorization: Bearer <signing secret>`.
+    pub notify_headers: Vec<(String, String)>,
 }
 
 pub struct TestRegistry {
@@ -52,6 +55,16 @@ impl TestRegistry {
             config.push_str(&format!(
                 "notifications:\n  endpoints:\n    - name: docker-watcher\n      url: {url}\n      timeout: 30s\n      threshold: 3\n      backoff: 1s\n"
             ));
+            if !options.notify_headers.is_empty() {
+                config.push_str("      headers:\n");
+                for (name, value) in &options.notify_headers {
+                    // JSON strings are valid YAML scalars, whatever the value holds.
+                    config.push_str(&format!(
+                        "        {name}: [{}]\n",
+                        serde_json::Value::String(value.clone())
+                    ));
+                }
+            }
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write registry config");

@@ -276,6 +276,13 @@ export interface Settings {
   health_timeout_ms: number;
   health_retries: number;
   health_start_period_ms: number;
+  /** With a signing secret set, still accept Docker Hub pushes (which cannot be signed). */
+  allow_unsigned_dockerhub: boolean;
+  auto_create_per_minute: number;
+  webhook_event_retention_days: number;
+  webhook_event_max_count: number;
+  deploy_log_retention_days: number;
+  deploy_logs_per_stage: number;
 }
 
 /** What `PUT /api/settings` takes: any subset; `null` clears an optional value. */
