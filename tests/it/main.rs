@@ -10,6 +10,7 @@ mod daemon;
 mod deployer;
 mod docker_engine;
 mod health;
+mod log_injection;
 mod login_flood;
 mod poller;
 mod proxy_caddy;
