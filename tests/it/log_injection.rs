@@ -36,7 +36,11 @@ async fn a_login_name_cannot_forge_log_lines_or_colour_the_log() {
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     while !log.lock().unwrap().contains("listening on") {
-        assert!(Instant::now() < deadline, "no start: {}", log.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "no start: {}",
+            log.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let forged = "mallory\n2026-01-01T00:00:00.000000Z  INFO docker_watcher::api::auth: signed in username=admin\x1b[2J\x1b[31m";
@@ -49,7 +53,11 @@ async fn a_login_name_cannot_forge_log_lines_or_colour_the_log() {
     assert_eq!(response.status(), 401);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !log.lock().unwrap().contains("failed login") {
-        assert!(Instant::now() < deadline, "not logged: {}", log.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "not logged: {}",
+            log.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = Command::new("kill")
@@ -58,12 +66,24 @@ async fn a_login_name_cannot_forge_log_lines_or_colour_the_log() {
     assert!(child.wait().unwrap().success());
     reader.join().unwrap();
     let text = log.lock().unwrap().clone();
-    assert!(!text.contains('\x1b'), "no ESC, no colours on a pipe:\n{text:?}");
-    let failed: Vec<&str> = text.lines().filter(|l| l.contains("failed login")).collect();
-    assert_eq!(failed.len(), 1, "{text}");
-    assert!(failed[0].contains("mallory\\n2026-01-01"), "escaped in place: {}", failed[0]);
     assert!(
-        !text.lines().any(|l| l.starts_with("2026-01-01T00:00:00.000000Z")),
+        !text.contains('\x1b'),
+        "no ESC, no colours on a pipe:\n{text:?}"
+    );
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("failed login"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(
+        failed[0].contains("mallory\\n2026-01-01"),
+        "escaped in place: {}",
+        failed[0]
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00.000000Z")),
         "no forged line:\n{text}"
     );
 }
