@@ -103,6 +103,10 @@ pub enum TokenCommand {
     Create {
         /// Lowercase letters, digits and dashes, e.g. `ci`.
         name: String,
+        /// What the token may do: `read` (look only), `deploy` (read, plus deploy,
+        /// redeploy, roll back, poll now: what CI needs) or `admin` (everything).
+        #[arg(long, default_value = "deploy", value_parser = ["read", "deploy", "admin"])]
+        scope: String,
     },
     /// List tokens (names and last use, never values).
     List,

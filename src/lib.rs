@@ -16,6 +16,7 @@ pub mod docker;
 pub mod health;
 pub mod image_ref;
 pub mod intake;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod poller;

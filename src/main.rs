@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use docker_watcher::cli::{Cli, Command};
-use docker_watcher::config::{Config, ConfigFlags, LogFormat};
+use docker_watcher::config::{Config, ConfigFlags};
 use docker_watcher::{client, daemon};
 
 fn main() -> ExitCode {
@@ -34,23 +34,12 @@ fn run_daemon(flags: &ConfigFlags, run: impl FnOnce(Config) -> anyhow::Result<()
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    docker_watcher::logging::init(&config);
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(&config.log_level);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

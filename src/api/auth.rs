@@ -45,6 +45,18 @@ pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// `LOGIN_REFILL`, so 5 per minute on average.
 pub const LOGIN_BURST: u32 = 5;
 pub const LOGIN_REFILL: Duration = Duration::from_secs(12);
+/// Password guesses allowed per username (logins and the current password on a password
+/// change), whatever the address: 10 per minute on average, so many addresses do not
+/// multiply the guessing rate.
+pub const USERNAME_BURST: u32 = 10;
+pub const USERNAME_REFILL: Duration = Duration::from_secs(6);
+/// Password hashes computed at once. Each argon2id hash takes ~19 MiB and a core for a
+/// moment; unbounded, a login flood took the daemon to gigabytes, so hashing is bounded
+/// and the rest wait `HASH_WAIT`, then get 429. The hashes run on that many threads of
+/// their own (not tokio's blocking pool, whose many threads each keep a glibc arena with
+/// the freed 19 MiB in it), so memory stays near the idle figure after a flood.
+pub const HASH_PERMITS: usize = 2;
+pub const HASH_WAIT: Duration = Duration::from_secs(1);
 
 /// Who made a request, put in the request's extensions by [`require_auth`].
 #[derive(Clone, Debug)]
@@ -149,10 +161,103 @@ pub async fn require_auth(
     Ok(next.run(request).await)
 }
 
-/// Per-address login limiter (a token bucket), so passwords cannot be guessed quickly.
-#[derive(Default)]
+/// What stands between password guessing and the password hash: token buckets per
+/// client address and per username, and a bound on hashes computed at once.
 pub struct LoginLimiter {
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    by_address: Buckets<IpAddr>,
+    by_username: Buckets<String>,
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> LoginLimiter {
+        LoginLimiter {
+            by_address: Buckets::new(LOGIN_BURST, LOGIN_REFILL),
+            by_username: Buckets::new(USERNAME_BURST, USERNAME_REFILL),
+            hashing: tokio::sync::Semaphore::new(HASH_PERMITS),
+        }
+    }
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads' queue, started on first use and shared by every daemon in the
+/// process; the semaphore in front keeps at most `HASH_PERMITS` jobs in it.
+fn hash_queue() -> &'static Mutex<std::sync::mpsc::Sender<HashJob>> {
+    static QUEUE: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<HashJob>>> =
+        std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<HashJob>();
+        let receiver = std::sync::Arc::new(Mutex::new(receiver));
+        for i in 0..HASH_PERMITS {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("dw-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a password hashing thread: {e}");
+            }
+        }
+        Mutex::new(sender)
+    })
+}
+
+impl LoginLimiter {
+    /// Takes one attempt for `ip` and `username`, or says how long to wait for the next.
+    /// The address is asked first, so a limited address spends nothing of the name's.
+    pub fn attempt(&self, ip: IpAddr, username: &str) -> Result<(), Duration> {
+        self.by_address.take(ip)?;
+        self.by_username.take(username_key(username))
+    }
+
+    /// Takes one password guess for `username` (the current password on a change).
+    pub fn guess(&self, username: &str) -> Result<(), Duration> {
+        self.by_username.take(username_key(username))
+    }
+
+    /// Runs `work` (a password hash) on a hashing thread once one of the few hashing
+    /// slots is free; 429 when none frees up within [`HASH_WAIT`].
+    pub async fn hash<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
+            .await
+            .map_err(|_| ApiError::TooManyRequests(Duration::from_secs(1)))?
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let (answer, result) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        hash_queue()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")))?;
+        result
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a password hash failed")))
+    }
+}
+
+/// Usernames as limiter keys: bounded in length, so a huge name costs no memory.
+fn username_key(username: &str) -> String {
+    username.chars().take(64).collect()
+}
+
+/// Token buckets by key: `burst` attempts, one more back every `refill`.
+struct Buckets<K> {
+    burst: f64,
+    refill: Duration,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Clone, Copy)]
@@ -161,19 +266,34 @@ struct Bucket {
     at: Instant,
 }
 
-impl LoginLimiter {
-    /// Takes one attempt for `ip`, or says how long to wait for the next.
-    pub fn attempt(&self, ip: IpAddr) -> Result<(), Duration> {
+/// Keys kept at most; beyond it the full ones are forgotten, then the oldest.
+const MAX_BUCKETS: usize = 10_000;
+
+impl<K: std::hash::Hash + Eq> Buckets<K> {
+    fn new(burst: u32, refill: Duration) -> Buckets<K> {
+        Buckets {
+            burst: f64::from(burst),
+            refill,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn take(&self, key: K) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let burst = f64::from(LOGIN_BURST);
-        let refill = LOGIN_REFILL.as_secs_f64();
-        if buckets.len() > 10_000 {
-            // Forget addresses that have their full burst back anyway.
+        let (burst, refill) = (self.burst, self.refill.as_secs_f64());
+        if buckets.len() > MAX_BUCKETS {
             buckets
                 .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() / refill < burst);
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
+        if buckets.len() > MAX_BUCKETS {
+            // Still full (a flood of distinct keys): keep the most recent half.
+            let mut times: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+            times.sort_unstable();
+            let cut = times[times.len() / 2];
+            buckets.retain(|_, b| b.at >= cut);
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
@@ -293,7 +413,7 @@ impl From<ApiToken> for TokenView {
     responses(
         (status = 200, body = LoginAnswer, description = "signed in; the session cookie is set too"),
         (status = 401, body = ErrorBody, description = "wrong username or password"),
-        (status = 429, body = ErrorBody, description = "too many attempts from this address"),
+        (status = 429, body = ErrorBody, description = "too many attempts from this address or for this username, or too many logins at once; see Retry-After"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -303,23 +423,25 @@ pub async fn login(
     let ip = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    state
-        .login_limiter
-        .attempt(ip)
-        .map_err(ApiError::TooManyRequests)?;
+    if let Err(wait) = state.login_limiter.attempt(ip, &body.username) {
+        tracing::warn!(%ip, username = %body.username, "login refused: too many attempts");
+        return Err(ApiError::TooManyRequests(wait));
+    }
     let user = match state.store.get_user_by_name(&body.username) {
         Ok(user) => Some(user),
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     // An unknown name costs the same hash as a known one, so timing tells nothing.
-    let hash = user
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_string(), |u| u.password_hash.clone());
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = body.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let matches = state
+        .login_limiter
+        .hash(move || match hash {
+            Some(hash) => verify_password(&hash, &password),
+            None => verify_password(dummy_hash(), &password),
+        })
+        .await?;
     let user = match user {
         Some(user) if matches => user,
         _ => {
@@ -392,6 +514,7 @@ pub async fn me(
     responses(
         (status = 204, description = "changed; sign in again"),
         (status = 422, body = ErrorBody, description = "wrong current password or a weak new one"),
+        (status = 429, body = ErrorBody, description = "too many guesses of the current password; see Retry-After"),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -399,21 +522,28 @@ pub async fn change_password(
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<Response, ApiError> {
     let user = state.store.get_user(principal.user_id)?;
+    // A stolen session must not become a fast way to guess the password.
+    state
+        .login_limiter
+        .guess(&user.username)
+        .map_err(ApiError::TooManyRequests)?;
     let mut errors = FieldErrors::new();
     errors.check("new_password", validate::password(&body.new_password));
     let hash = user.password_hash.clone();
     let current = body.current_password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &current))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let matches = state
+        .login_limiter
+        .hash(move || verify_password(&hash, &current))
+        .await?;
     if !matches {
         errors.add("current_password", "is wrong");
     }
     errors.into_result()?;
     let new_password = body.new_password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+    let hash = state
+        .login_limiter
+        .hash(move || hash_password(&new_password))
+        .await?
         .map_err(ApiError::Internal)?;
     state.store.set_user_password(user.id, &hash)?;
     tracing::info!(username = %user.username, "password changed; sessions ended");
@@ -621,15 +751,46 @@ mod tests {
     fn the_limiter_allows_a_burst_then_refuses() {
         let limiter = LoginLimiter::default();
         let ip = IpAddr::from([10, 0, 0, 1]);
-        for _ in 0..LOGIN_BURST {
-            assert!(limiter.attempt(ip).is_ok());
+        for i in 0..LOGIN_BURST {
+            assert!(limiter.attempt(ip, &format!("user{i}")).is_ok());
         }
-        let wait = limiter.attempt(ip).unwrap_err();
+        let wait = limiter.attempt(ip, "another").unwrap_err();
         assert!(wait <= LOGIN_REFILL, "{wait:?}");
         assert!(
-            limiter.attempt(IpAddr::from([10, 0, 0, 2])).is_ok(),
+            limiter
+                .attempt(IpAddr::from([10, 0, 0, 2]), "another")
+                .is_ok(),
             "per address"
         );
+    }
+
+    #[test]
+    fn the_limiter_counts_per_username_across_addresses() {
+        let limiter = LoginLimiter::default();
+        for i in 0..USERNAME_BURST {
+            let ip = IpAddr::from([10, 1, 0, u8::try_from(i).unwrap()]);
+            assert!(limiter.attempt(ip, "admin").is_ok());
+        }
+        let fresh = IpAddr::from([10, 2, 0, 1]);
+        assert!(
+            limiter.attempt(fresh, "admin").is_err(),
+            "many addresses, one name"
+        );
+        assert!(
+            limiter.guess("admin").is_err(),
+            "password changes share the budget"
+        );
+        assert!(limiter.attempt(fresh, "someone").is_ok());
+    }
+
+    #[test]
+    fn the_limiter_stays_bounded_under_a_flood_of_names() {
+        let buckets: Buckets<String> = Buckets::new(USERNAME_BURST, USERNAME_REFILL);
+        for i in 0..(MAX_BUCKETS * 2) {
+            let _ = buckets.take(format!("name-{i}"));
+        }
+        let kept = buckets.buckets.lock().unwrap().len();
+        assert!(kept <= MAX_BUCKETS + 1, "{kept}");
     }
 
     #[test]

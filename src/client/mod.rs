@@ -160,13 +160,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Token { command, server } => {
             let client = Client::new(&server)?;
             match command {
-                TokenCommand::Create { name } => {
+                TokenCommand::Create { name, scope } => {
                     let created: CreatedToken = client
-                        .post("/api/auth/tokens", &json!({ "name": name }))
+                        .post("/api/auth/tokens", &json!({ "name": name, "scope": scope }))
                         .await?;
                     eprintln!(
-                        "token {} ({}) created; it is shown only now:",
-                        created.name, created.id
+                        "token {} ({}, scope {}) created; it is shown only now:",
+                        created.name, created.id, created.scope
                     );
                     println!("{}", created.token);
                 }
@@ -179,7 +179,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                                 at.with_timezone(&Local).format("%Y-%m-%d %H:%M")
                             )
                         });
-                        println!("{:<6} {:<24} {used}", t.id, t.name);
+                        println!("{:<6} {:<24} {:<7} {used}", t.id, t.name, t.scope);
                     }
                 }
                 TokenCommand::Revoke { id } => {
@@ -446,6 +446,7 @@ struct LogEntry {
 struct Token {
     id: i64,
     name: String,
+    scope: String,
     last_used_at: Option<DateTime<Utc>>,
 }
 
@@ -453,6 +454,7 @@ struct Token {
 struct CreatedToken {
     id: i64,
     name: String,
+    scope: String,
     token: String,
 }
 

@@ -236,3 +236,52 @@ async fn a_token_never_mints_a_wider_one_and_the_scope_is_listed() {
     assert_eq!(scopes, vec![("ci", "deploy"), ("reader", "read")]);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_cli_makes_tokens_with_a_scope_and_lists_them() {
+    let app = spawn_app().await;
+    let admin = token(&app, "root", "admin").await;
+    // The daemon runs on this test's runtime: the CLI must be awaited, not waited for.
+    let cli = |token: &str, args: &[&str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_docker-watcher"))
+            .args(args)
+            .env("DW_SERVER", &app.address)
+            .env("DW_TOKEN", token)
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let made = cli(&admin, &["token", "create", "ci", "--scope", "deploy"])
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let stderr = String::from_utf8_lossy(&made.stderr);
+    assert!(stderr.contains("scope deploy"), "{stderr}");
+    let ci = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let made = cli(&admin, &["token", "create", "viewer", "--scope", "read"])
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let list = cli(&admin, &["token", "list"]).await.unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("ci") && l.contains("deploy")),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("viewer") && l.contains("read")),
+        "{listing}"
+    );
+    let refused = cli(&ci, &["token", "create", "mine", "--scope", "admin"])
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("`admin`"),
+        "{refused:?}"
+    );
+    app.shutdown().await;
+}

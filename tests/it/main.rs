@@ -20,6 +20,8 @@ mod faults_tags;
 mod health;
 mod lifecycle_api;
 mod npm_daemon;
+mod log_injection;
+mod login_flood;
 mod poller;
 mod poller_wake;
 mod proxy_caddy;

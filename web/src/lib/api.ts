@@ -6,6 +6,7 @@ import type {
   ApiTokenView,
   CheckAnswer,
   CreatedToken,
+  TokenScope,
   Deploy,
   DeployFilter,
   DeployPage,
@@ -177,7 +178,8 @@ export function createClient(options: ClientOptions = {}) {
       changePassword: (current_password: string, new_password: string) =>
         put<void>('/api/auth/password', { current_password, new_password }),
       tokens: () => get<ApiTokenView[]>('/api/auth/tokens'),
-      createToken: (name: string) => post<CreatedToken>('/api/auth/tokens', { name }),
+      createToken: (name: string, scope: TokenScope = 'deploy') =>
+        post<CreatedToken>('/api/auth/tokens', { name, scope }),
       revokeToken: (id: number) => del(`/api/auth/tokens/${id}`)
     },
 

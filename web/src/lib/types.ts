@@ -45,9 +45,13 @@ export interface Me {
   csrf_token?: string;
 }
 
+/** What a token may do: look (`read`), plus deploy/redeploy/roll back/poll (`deploy`), or everything (`admin`). */
+export type TokenScope = 'read' | 'deploy' | 'admin';
+
 export interface ApiTokenView {
   id: number;
   name: string;
+  scope: TokenScope;
   created_at: string;
   last_used_at: string | null;
 }
@@ -55,6 +59,7 @@ export interface ApiTokenView {
 export interface CreatedToken {
   id: number;
   name: string;
+  scope: TokenScope;
   created_at: string;
   token: string;
 }
@@ -283,6 +288,10 @@ export interface Settings {
   webhook_event_max_count: number;
   deploy_log_retention_days: number;
   deploy_logs_per_stage: number;
+  /** Host folders deployed containers may bind-mount; empty: none. */
+  allowed_bind_paths: string[];
+  /** Whether deployed containers may use `network: host`. */
+  allow_host_network: boolean;
 }
 
 /** What `PUT /api/settings` takes: any subset; `null` clears an optional value. */
