@@ -285,8 +285,11 @@ fn has_credentials<B>(request: &Request<B>) -> bool {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|v| {
-                v.split(';')
-                    .any(|c| c.trim().starts_with(crate::api::auth::SESSION_COOKIE))
+                v.split(';').any(|c| {
+                    c.trim()
+                        .strip_prefix(crate::api::auth::SESSION_COOKIE)
+                        .is_some_and(|rest| rest.starts_with('='))
+                })
             })
 }
 

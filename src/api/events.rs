@@ -71,24 +71,24 @@ impl StreamLimits {
         }
     }
 
-    /// A slot for one more stream of the caller that sent `headers`, or the 429 saying
-    /// which limit was reached.
-    pub fn acquire(self: &Arc<Self>, headers: &HeaderMap) -> Result<StreamSlot, Response> {
+    /// A slot for one more stream of the caller that sent `headers`, or the reason for
+    /// the 429 (which limit was reached).
+    pub fn acquire(self: &Arc<Self>, headers: &HeaderMap) -> Result<StreamSlot, String> {
         let caller = caller_key(headers);
         let mut open = self.lock();
         if open.total >= self.total {
-            return Err(too_many(format!(
+            return Err(format!(
                 "{} event streams are open, the most this server keeps; try again later",
                 self.total
-            )));
+            ));
         }
         let mine = open.by_caller.entry(caller.clone()).or_default();
         if *mine >= self.per_caller {
-            return Err(too_many(format!(
+            return Err(format!(
                 "this sign-in already has {} event streams open, the most allowed; \
                  close other tabs or streams first",
                 self.per_caller
-            )));
+            ));
         }
         *mine += 1;
         open.total += 1;
@@ -131,7 +131,10 @@ fn caller_key(headers: &HeaderMap) -> String {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(';'))
                 .map(str::trim)
-                .find(|c| c.starts_with(super::auth::SESSION_COOKIE))
+                .find(|c| {
+                    c.strip_prefix(super::auth::SESSION_COOKIE)
+                        .is_some_and(|rest| rest.starts_with('='))
+                })
                 .map(str::to_string)
         })
         .unwrap_or_default();
@@ -181,7 +184,7 @@ pub async fn log_stream(
 ) -> Result<Response, ApiError> {
     let slot = match limits.acquire(&headers) {
         Ok(slot) => slot,
-        Err(response) => return Ok(response),
+        Err(reason) => return Ok(too_many(reason)),
     };
     // Subscribe first: whatever happens after this is seen on the channel, whatever
     // happened before is in the store.
@@ -236,7 +239,7 @@ pub async fn events(
 ) -> Response {
     let slot = match limits.acquire(&headers) {
         Ok(slot) => slot,
-        Err(response) => return response,
+        Err(reason) => return too_many(reason),
     };
     let receiver = state.deployer.events().subscribe();
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {

@@ -315,3 +315,20 @@ async fn event_streams_are_capped_per_sign_in_and_in_total_with_a_reason() {
     drop(open);
     app.shutdown().await;
 }
+
+/// nextest runs each test in its own process, so lowering this process's limit touches no
+/// other test; `start` raises it back.
+#[tokio::test]
+async fn start_raises_the_soft_open_files_limit_to_the_hard_one() {
+    use rlimit::Resource;
+    let (_, hard) = rlimit::getrlimit(Resource::NOFILE).unwrap();
+    assert!(
+        hard > 512,
+        "the hard limit ({hard}) leaves nothing to raise"
+    );
+    rlimit::setrlimit(Resource::NOFILE, 512, hard).unwrap();
+    let app = spawn_app_with(AppOptions::default()).await;
+    let (soft, _) = rlimit::getrlimit(Resource::NOFILE).unwrap();
+    assert_eq!(soft, hard);
+    app.shutdown().await;
+}
