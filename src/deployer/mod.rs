@@ -10,13 +10,20 @@
 //! its health check; a deploy never stops instances it did not create except by the
 //! retirement rule (beyond `max_instances`, oldest first, or the same tag redeployed).
 
+mod containers;
 mod events;
+#[cfg(test)]
+mod fakes;
+mod images;
 mod naming;
 mod ops;
 mod pipeline;
 mod queue;
 mod reconcile;
 mod retire;
+mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -26,6 +33,7 @@ use crate::proxy::Proxy;
 use crate::store::{DeployStatus, LogLevel, NewDeploy, Store, StoreError, Trigger};
 
 pub use crate::trigger::{DeployRequest, DeployTrigger};
+pub use containers::{Containers, DockerContainers};
 pub use events::{DeployEvent, DeployEvents};
 pub use naming::container_name;
 pub use ops::OpsError;
@@ -62,7 +70,8 @@ struct Inner {
     store: Store,
     /// Stamped on every container, so reconciliation only ever touches this installation's.
     installation_id: String,
-    engine: Arc<dyn Engine>,
+    /// The container runtime, in the deployer's words (Docker, or a fake in unit tests).
+    engine: Arc<dyn Containers>,
     proxy: std::sync::RwLock<Arc<dyn Proxy>>,
     notifier: Arc<dyn Notifier>,
     events: DeployEvents,
@@ -74,6 +83,23 @@ impl Deployer {
     pub fn new(
         store: Store,
         engine: Arc<dyn Engine>,
+        proxy: Arc<dyn Proxy>,
+        notifier: Arc<dyn Notifier>,
+        events: DeployEvents,
+    ) -> Result<Deployer, StoreError> {
+        Deployer::with_containers(
+            store,
+            Arc::new(DockerContainers(engine)),
+            proxy,
+            notifier,
+            events,
+        )
+    }
+
+    /// A deployer on any container runtime (the unit tests' in-memory fake, say).
+    pub fn with_containers(
+        store: Store,
+        engine: Arc<dyn Containers>,
         proxy: Arc<dyn Proxy>,
         notifier: Arc<dyn Notifier>,
         events: DeployEvents,

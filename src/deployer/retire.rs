@@ -12,6 +12,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use crate::docker::ContainerId;
 use crate::proxy::HostId;
 use crate::store::{Instance, InstanceStatus, LogLevel, Stage};
@@ -54,7 +56,11 @@ pub(super) async fn retire_beyond_limit(
             );
         }
     }
-    for instance in to_retire(&instances, kept, stage.max_instances) {
+    let retirees: Vec<Instance> = to_retire(&instances, kept, stage.max_instances)
+        .into_iter()
+        .cloned()
+        .collect();
+    for instance in &retirees {
         inner.log(
             deploy_id,
             LogLevel::Info,
@@ -67,8 +73,8 @@ pub(super) async fn retire_beyond_limit(
         for problem in unroute(inner, instance).await {
             inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
-        spawn_stop(inner, instance.clone(), Some(deploy_id));
     }
+    spawn_stop_and_clean_up(inner, retirees, stage.project_id, deploy_id);
 }
 
 /// Which instances go now that `kept` runs: an older instance of the same tag (a redeploy
@@ -201,30 +207,44 @@ async fn unroute(inner: &Inner, instance: &Instance) -> Vec<String> {
     problems
 }
 
-/// Stops the container of an unrouted instance in the background, then removes it and its
-/// row; a failure leaves the row `stopping` for reconciliation to finish.
-fn spawn_stop(inner: &Arc<Inner>, instance: Instance, deploy_id: Option<i64>) {
-    let task_inner = inner.clone();
-    inner.retiring.spawn(async move {
-        let inner = task_inner;
-        match stop_and_forget(&inner, &instance).await {
-            Ok(()) => {
-                if let Some(deploy_id) = deploy_id {
-                    inner.log(
-                        deploy_id,
-                        LogLevel::Debug,
-                        "retire",
-                        &format!(
-                            "{} ({}) stopped and removed",
-                            instance.tag, instance.container_name
-                        ),
-                    );
-                }
-            }
-            Err(e) => match deploy_id {
-                Some(deploy_id) => inner.log(deploy_id, LogLevel::Warn, "retire", &e),
-                None => tracing::warn!(instance = instance.id, "{e}"),
-            },
+/// In the background: stops the unrouted instances' containers (side by side), removes
+/// them and their rows, then the project's images nothing needs any more. A failure leaves
+/// the row `stopping` for reconciliation to finish.
+fn spawn_stop_and_clean_up(
+    inner: &Arc<Inner>,
+    retirees: Vec<Instance>,
+    project_id: i64,
+    deploy_id: i64,
+) {
+    let inner = inner.clone();
+    inner.clone().retiring.spawn(async move {
+        let stops = retirees
+            .iter()
+            .map(|instance| stop_and_forget(&inner, instance));
+        for (instance, stopped) in retirees.iter().zip(join_all(stops).await) {
+            let (level, message) = match stopped {
+                Ok(()) => (
+                    LogLevel::Debug,
+                    format!(
+                        "{} ({}) stopped and removed",
+                        instance.tag, instance.container_name
+                    ),
+                ),
+                Err(e) => (LogLevel::Warn, e),
+            };
+            inner.log(deploy_id, level, "retire", &message);
+        }
+        let (removed, problems) = super::images::clean_up(&inner, project_id).await;
+        for image in removed {
+            inner.log(
+                deploy_id,
+                LogLevel::Debug,
+                "retire",
+                &format!("removed image {image}"),
+            );
+        }
+        for problem in problems {
+            inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
     });
 }

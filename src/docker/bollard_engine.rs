@@ -20,7 +20,7 @@ use bollard::models::{NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
     InspectNetworkOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::{Mutex, OnceCell};
@@ -206,6 +206,31 @@ impl Engine for BollardEngine {
                 })
             })?;
         Ok(convert::image_info(inspect))
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default()
+            .force(false)
+            .noprune(false)
+            .build();
+        let result = self
+            .client()
+            .await?
+            .remove_image(image, Some(options), None)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(error) => Err(self.error(error, |status, message| match status {
+                409 => EngineError::ImageInUse {
+                    image: image.to_string(),
+                    message,
+                },
+                _ => EngineError::Other(message),
+            })),
+        }
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, EngineError> {
