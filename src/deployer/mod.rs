@@ -5,7 +5,7 @@
 //! deploy at a time per stage and stages in parallel; [`Deployer::deploy`] is the step
 //! function that runs one deploy to its end and returns what happened.
 //!
-//! Invariants: the deployer sees the outside world only through `docker::Engine`,
+//! Invariants: the deployer sees the outside world only through [`Containers`] (Docker),
 //! `proxy::Proxy` and `notify::Notifier`; traffic moves only to a container that passed
 //! its health check; a deploy never stops instances it did not create except by the
 //! retirement rule (beyond `max_instances`, oldest first, or the same tag redeployed).

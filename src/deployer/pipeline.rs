@@ -715,9 +715,5 @@ pub(super) fn upstream(
     info: &docker::ContainerInfo,
     port: Option<u16>,
 ) -> Option<Upstream> {
-    let found = health::upstream(reach, info, port?).ok()?;
-    Some(Upstream {
-        host: found.host,
-        port: found.port,
-    })
+    health::upstream(reach, info, port?).ok()
 }

@@ -30,6 +30,7 @@ use super::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError,
     EngineVersion, ImageInfo, PullProgress, RegistryAuth,
 };
+use crate::errors::error_chain;
 
 /// The socket Docker listens on by default.
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -495,21 +496,6 @@ fn root_cause(error: &(dyn StdError + 'static)) -> String {
         cause = source;
     }
     cause.to_string()
-}
-
-/// The error and its causes on one line: bollard's own text alone often hides the cause.
-fn error_chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The last `count` lines of `text`.
