@@ -77,6 +77,9 @@ struct Inner {
     events: DeployEvents,
     /// Containers of retired instances, stopping in the background.
     retiring: tokio_util::task::TaskTracker,
+    /// Ids of the instances those tasks are stopping, so a reconcile meanwhile does not
+    /// start a second stop of the same one.
+    stopping: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Deployer {
@@ -112,6 +115,7 @@ impl Deployer {
             notifier,
             events,
             retiring: tokio_util::task::TaskTracker::new(),
+            stopping: Default::default(),
         });
         let runner = inner.clone();
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {

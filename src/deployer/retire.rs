@@ -121,6 +121,7 @@ pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
     let stopping: Vec<Instance> = instances
         .into_iter()
         .filter(|i| i.status == InstanceStatus::Stopping)
+        .filter(|i| claim(inner, i.id))
         .collect();
     for instance in &stopping {
         let (inner, instance) = (inner.clone(), instance.clone());
@@ -131,6 +132,7 @@ pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
             if let Err(e) = stop_and_forget(&inner, &instance).await {
                 tracing::warn!(instance = instance.id, "{e}");
             }
+            release(&inner, instance.id);
         });
     }
     Ok(stopping.len())
@@ -233,6 +235,7 @@ fn spawn_stop_and_clean_up(
                 Err(e) => (LogLevel::Warn, e),
             };
             inner.log(deploy_id, level, "retire", &message);
+            release(&inner, instance.id);
         }
         let (removed, problems) = super::images::clean_up(&inner, project_id).await;
         for image in removed {
@@ -247,6 +250,23 @@ fn spawn_stop_and_clean_up(
             inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
     });
+}
+
+/// Marks `instance` as being stopped by a background task; false when one already is.
+fn claim(inner: &Inner, instance: i64) -> bool {
+    inner
+        .stopping
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(instance)
+}
+
+fn release(inner: &Inner, instance: i64) {
+    inner
+        .stopping
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&instance);
 }
 
 /// Stops (with the grace period) and removes the container, then deletes the row.
@@ -268,4 +288,64 @@ async fn stop_and_forget(inner: &Inner, instance: &Instance) -> Result<(), Strin
         .store
         .delete_instance(instance.id)
         .map_err(|e| format!("cannot delete instance row: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: i64, tag: &str, status: InstanceStatus) -> Instance {
+        Instance {
+            id,
+            stage_id: 1,
+            deploy_id: None,
+            tag: tag.into(),
+            digest: None,
+            container_id: None,
+            container_name: format!("dw-{id}"),
+            upstream: None,
+            subdomains: Vec::new(),
+            proxy_hosts: vec![format!("npm:{tag}")],
+            status,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn ids(instances: Vec<&Instance>) -> Vec<i64> {
+        instances.into_iter().map(|i| i.id).collect()
+    }
+
+    #[test]
+    fn the_same_tag_goes_then_the_oldest_beyond_the_limit() {
+        use InstanceStatus::*;
+        let all = vec![
+            instance(1, "v1", Running),
+            instance(2, "v2", Stopping),
+            instance(3, "v3", Failed),
+            instance(4, "v4", Running),
+            instance(5, "v5", Stopped),
+            instance(6, "v4", Running),
+        ];
+        let kept = &all[5];
+        // v4's older instance is replaced; of v1 and v5 (stopping and failed do not
+        // count), one fits beside v4 with max 2.
+        assert_eq!(ids(to_retire(&all, kept, 2)), vec![1, 4]);
+        assert_eq!(ids(to_retire(&all, kept, 1)), vec![1, 4, 5]);
+        assert_eq!(ids(to_retire(&all, kept, 3)), vec![4]);
+    }
+
+    #[test]
+    fn a_host_another_live_instance_routes_is_shared() {
+        use InstanceStatus::*;
+        let all = vec![
+            instance(1, "v1", Running),
+            instance(2, "v1", Running),
+            instance(3, "v2", Stopping),
+            instance(4, "v3", Failed),
+        ];
+        let shared = hosts_routed_by_others(&all, 1);
+        assert!(shared.contains("npm:v1"), "the redeployed tag's host");
+        assert!(!shared.contains("npm:v2") && !shared.contains("npm:v3"));
+    }
 }
