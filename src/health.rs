@@ -90,23 +90,15 @@ pub enum Reachability {
     Network { network: String },
 }
 
-/// Where a container's port is reached from docker-watcher.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    pub host: String,
-    pub port: u16,
-}
+/// Where a container's port is reached from docker-watcher: the same type the proxy
+/// routes to.
+pub use crate::proxy::Upstream;
 
 impl Upstream {
     /// `http://host:port/path`.
     pub fn http_url(&self, path: &str) -> String {
         let slash = if path.starts_with('/') { "" } else { "/" };
-        format!("http://{}:{}{slash}{path}", self.host, self.port)
-    }
-
-    /// `host:port`.
-    pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        format!("http://{}{slash}{path}", self.address())
     }
 }
 
@@ -554,7 +546,7 @@ mod tests {
         };
         let up = upstream(&reach, &info, 8080).unwrap();
         assert_eq!(up.http_url("health"), "http://dw-shop-dev-1:8080/health");
-        assert_eq!(up.addr(), "dw-shop-dev-1:8080");
+        assert_eq!(up.address(), "dw-shop-dev-1:8080");
         let elsewhere = Reachability::Network {
             network: "other".into(),
         };

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod deployer;
 pub mod docker;
+pub mod errors;
 pub mod health;
 pub mod image_ref;
 pub mod intake;

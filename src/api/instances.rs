@@ -27,7 +27,8 @@ pub struct InstanceView {
     pub upstream: Option<String>,
     pub subdomains: Vec<String>,
     pub proxy_hosts: Vec<String>,
-    /// `starting`, `running`, `stopped`, `failed` or `removing`.
+    /// `starting`, `running`, `stopping` (retired, its container stopping in the
+    /// background), `stopped`, `failed` or `removing`.
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

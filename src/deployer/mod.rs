@@ -5,18 +5,25 @@
 //! deploy at a time per stage and stages in parallel; [`Deployer::deploy`] is the step
 //! function that runs one deploy to its end and returns what happened.
 //!
-//! Invariants: the deployer sees the outside world only through `docker::Engine`,
+//! Invariants: the deployer sees the outside world only through [`Containers`] (Docker),
 //! `proxy::Proxy` and `notify::Notifier`; traffic moves only to a container that passed
 //! its health check; a deploy never stops instances it did not create except by the
 //! retirement rule (beyond `max_instances`, oldest first, or the same tag redeployed).
 
+mod containers;
 mod events;
+#[cfg(test)]
+mod fakes;
+mod images;
 mod naming;
 mod ops;
 mod pipeline;
 mod queue;
 mod reconcile;
 mod retire;
+mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -26,6 +33,7 @@ use crate::proxy::Proxy;
 use crate::store::{DeployStatus, LogLevel, NewDeploy, Store, StoreError, Trigger};
 
 pub use crate::trigger::{DeployRequest, DeployTrigger};
+pub use containers::{Containers, DockerContainers};
 pub use events::{DeployEvent, DeployEvents};
 pub use naming::container_name;
 pub use ops::OpsError;
@@ -62,18 +70,39 @@ struct Inner {
     store: Store,
     /// Stamped on every container, so reconciliation only ever touches this installation's.
     installation_id: String,
-    engine: Arc<dyn Engine>,
+    /// The container runtime, in the deployer's words (Docker, or a fake in unit tests).
+    engine: Arc<dyn Containers>,
     proxy: std::sync::RwLock<Arc<dyn Proxy>>,
     notifier: Arc<dyn Notifier>,
     events: DeployEvents,
     /// Containers of retired instances, stopping in the background.
     retiring: tokio_util::task::TaskTracker,
+    /// Ids of the instances those tasks are stopping, so a reconcile meanwhile does not
+    /// start a second stop of the same one.
+    stopping: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Deployer {
     pub fn new(
         store: Store,
         engine: Arc<dyn Engine>,
+        proxy: Arc<dyn Proxy>,
+        notifier: Arc<dyn Notifier>,
+        events: DeployEvents,
+    ) -> Result<Deployer, StoreError> {
+        Deployer::with_containers(
+            store,
+            Arc::new(DockerContainers(engine)),
+            proxy,
+            notifier,
+            events,
+        )
+    }
+
+    /// A deployer on any container runtime (the unit tests' in-memory fake, say).
+    pub fn with_containers(
+        store: Store,
+        engine: Arc<dyn Containers>,
         proxy: Arc<dyn Proxy>,
         notifier: Arc<dyn Notifier>,
         events: DeployEvents,
@@ -86,6 +115,7 @@ impl Deployer {
             notifier,
             events,
             retiring: tokio_util::task::TaskTracker::new(),
+            stopping: Default::default(),
         });
         let runner = inner.clone();
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
-use crate::health::{self, HealthPolicy, HealthProbe, Reachability};
+use crate::health::{self, HealthPolicy, Reachability};
 use crate::notify::{DeployNotification, Outcome};
 use crate::proxy::{HostId, HostSpec, ProxyError, Upstream};
 use crate::store::{
@@ -17,7 +17,11 @@ use crate::store::{
 };
 use crate::subdomain::Subdomain;
 
+use super::rules::{self, Created, Undo};
 use super::{DeployOutcome, Inner, naming, retire};
+
+/// Reconciliation reads stored upstreams back the same way.
+pub(super) use super::rules::parse_upstream;
 
 /// Lines of a failed container's own log quoted in the deploy log.
 const LOG_TAIL: usize = 20;
@@ -69,20 +73,6 @@ fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
     move |message| Failure { step, message }
 }
 
-/// What this deploy created (or moved), undone in reverse order on failure.
-enum Created {
-    Instance(i64),
-    Container(ContainerId),
-    /// A domain was (or may have been) pointed at the new instance. A host belongs to its
-    /// domain: when another instance routed the domain before (`previous`), it is pointed
-    /// back there; otherwise the host this deploy made (`made`) is deleted.
-    Route {
-        domain: Subdomain,
-        made: Option<HostId>,
-        previous: Option<Upstream>,
-    },
-}
-
 struct Run<'a> {
     inner: &'a Arc<Inner>,
     deploy: Deploy,
@@ -126,9 +116,7 @@ impl Run<'_> {
             }
             None => None,
         };
-        let container_port = stage
-            .container_port
-            .or((project.container_port > 0).then_some(project.container_port));
+        let container_port = rules::container_port(&project, &stage);
         let reach = match settings.reachability {
             store::Reachability::Loopback => Reachability::Loopback,
             store::Reachability::Network => Reachability::Network {
@@ -141,15 +129,7 @@ impl Run<'_> {
                     .map_err(fail("plan"))?,
             },
         };
-        let policy = HealthPolicy {
-            interval: project.health.interval.unwrap_or(settings.health_interval),
-            timeout: project.health.timeout.unwrap_or(settings.health_timeout),
-            retries: project.health.retries.unwrap_or(settings.health_retries),
-            start_period: project
-                .health
-                .start_period
-                .unwrap_or(settings.health_start_period),
-        };
+        let policy = rules::health_policy(&project, &settings);
         let (stage_domain, instance_domain) = if settings.base_domain.is_empty() {
             (None, None)
         } else {
@@ -173,8 +153,8 @@ impl Run<'_> {
             (Some(stage_domain), Some(instance_domain))
         };
         let plan = Plan {
-            image: format!("{}:{}", project.image, self.deploy.tag),
-            probe_path: stage.health_path.clone().or(project.health_path.clone()),
+            image: rules::image(&project, &self.deploy.tag),
+            probe_path: rules::probe_path(&project, &stage),
             project,
             stage,
             auth,
@@ -224,7 +204,9 @@ impl Run<'_> {
                 .or(image.repo_digests.first())
                 .and_then(|d| d.split_once('@').map(|(_, digest)| digest.to_string()))
         {
-            let _ = self.inner.store.set_deploy_digest(self.deploy.id, &digest);
+            if let Err(e) = self.inner.store.set_deploy_digest(self.deploy.id, &digest) {
+                tracing::warn!(deploy_id = self.deploy.id, "cannot record the digest: {e}");
+            }
             self.deploy.digest = Some(digest.clone());
             self.log(
                 LogLevel::Info,
@@ -250,7 +232,9 @@ impl Run<'_> {
             .map_err(|e| e.to_string())
             .map_err(fail("create"))?;
         self.created.push(Created::Instance(instance.id));
-        let _ = store.set_deploy_instance(self.deploy.id, instance.id);
+        if let Err(e) = store.set_deploy_instance(self.deploy.id, instance.id) {
+            tracing::warn!(deploy_id = self.deploy.id, "cannot link the instance: {e}");
+        }
 
         let spec = self.container_spec(plan, &instance)?;
         let container = self
@@ -305,28 +289,23 @@ impl Run<'_> {
 
     fn container_spec(&self, plan: &Plan, instance: &Instance) -> Result<ContainerSpec, Failure> {
         let store = &self.inner.store;
-        let mut env = store
+        let project_env = store
             .project_env(plan.project.id)
             .map_err(|e| e.to_string())
             .map_err(fail("create"))?;
-        for (name, value) in store
+        let stage_env = store
             .stage_env(plan.stage.id)
             .map_err(|e| e.to_string())
-            .map_err(fail("create"))?
-        {
-            env.retain(|(n, _)| *n != name);
-            env.push((name, value));
-        }
-        // Tell the application who it is; a user's own value wins.
-        for (name, value) in [
-            ("DW_PROJECT", plan.project.name.as_str()),
-            ("DW_STAGE", plan.stage.name.as_str()),
-            ("DW_TAG", self.deploy.tag.as_str()),
-        ] {
-            if !env.iter().any(|(n, _)| n == name) {
-                env.push((name.to_string(), value.to_string()));
-            }
-        }
+            .map_err(fail("create"))?;
+        let env = rules::environment(
+            project_env,
+            stage_env,
+            [
+                ("DW_PROJECT", plan.project.name.as_str()),
+                ("DW_STAGE", plan.stage.name.as_str()),
+                ("DW_TAG", self.deploy.tag.as_str()),
+            ],
+        );
         let mut labels = BTreeMap::from([
             (docker::labels::MANAGED.to_string(), "true".to_string()),
             (
@@ -387,36 +366,24 @@ impl Run<'_> {
             .await
             .map_err(|e| e.to_string())
             .map_err(fail("health_check"))?;
-        let image_has_healthcheck = info.state.health.is_some();
-        let probe = match (
-            &plan.probe_path,
-            upstream(&plan.reach, &info, plan.container_port),
-        ) {
-            (Some(path), Some(upstream)) => HealthProbe::Http {
-                url: format!("http://{upstream}{path}"),
-            },
-            _ if image_has_healthcheck => HealthProbe::DockerHealthcheck,
-            (None, Some(upstream)) => HealthProbe::Tcp {
-                addr: upstream.to_string(),
-            },
-            (Some(_), None) | (None, None) => HealthProbe::StaysRunning {
-                duration: Duration::from_secs(3),
-            },
-        };
+        let probe = rules::probe(
+            plan.probe_path.as_deref(),
+            upstream(&plan.reach, &info, plan.container_port).as_ref(),
+            info.state.health.is_some(),
+        );
         self.log(
             LogLevel::Info,
             "health_check",
             &format!("waiting until healthy: {probe}"),
         );
         let deploy_id = self.deploy.id;
-        let healthy = health::wait_healthy(
-            self.inner.engine.as_ref(),
-            container,
-            &probe,
-            &plan.policy,
-            |attempt| tracing::debug!(deploy_id, "health attempt: {attempt}"),
-        )
-        .await;
+        let healthy = self
+            .inner
+            .engine
+            .wait_healthy(container, &probe, &plan.policy, &|attempt| {
+                tracing::debug!(deploy_id, "health attempt: {attempt}")
+            })
+            .await;
         match healthy {
             Ok(ok) => {
                 self.log(
@@ -545,18 +512,10 @@ impl Run<'_> {
         Ok(id)
     }
 
-    /// Where `domain` pointed before this deploy: the newest other running instance that
-    /// routes it (the rule reconciliation restores by, too).
+    /// Where `domain` pointed before this deploy (see [`rules::upstream_before`]).
     fn upstream_before(&self, domain: &Subdomain, instance: &Instance) -> Option<Upstream> {
-        self.inner
-            .store
-            .list_instances(instance.stage_id)
-            .ok()?
-            .into_iter()
-            .rev()
-            .filter(|i| i.id != instance.id && i.status == InstanceStatus::Running)
-            .filter(|i| i.subdomains.iter().any(|d| d == domain.as_str()))
-            .find_map(|i| i.upstream.as_deref().and_then(parse_upstream))
+        let instances = self.inner.store.list_instances(instance.stage_id).ok()?;
+        rules::upstream_before(&instances, domain.as_str(), instance.id)
     }
 
     /// Marks the new instance running and retires what the rules say must go.
@@ -614,58 +573,7 @@ impl Run<'_> {
         self.log(LogLevel::Error, failure.step, &failure.message);
         let rolled_back = !self.created.is_empty();
         while let Some(created) = self.created.pop() {
-            match created {
-                Created::Route {
-                    domain,
-                    made,
-                    previous,
-                } => {
-                    let proxy = self.inner.proxy();
-                    let undone = match (previous, made) {
-                        (Some(upstream), _) => {
-                            let back = format!("{domain} back to {upstream}");
-                            proxy
-                                .ensure_host(&HostSpec { domain, upstream })
-                                .await
-                                .map(|_| back)
-                        }
-                        (None, Some(id)) => proxy
-                            .delete_host(&id)
-                            .await
-                            .map(|_| format!("removed {domain}")),
-                        (None, None) => Ok(format!("{domain} untouched")),
-                    };
-                    match undone {
-                        Ok(what) => self.log(LogLevel::Info, "rollback", &what),
-                        Err(e) => self.log(
-                            LogLevel::Warn,
-                            "rollback",
-                            &format!("cannot undo the route: {e}"),
-                        ),
-                    }
-                }
-                Created::Container(id) => {
-                    if let Err(e) = self.inner.engine.remove(&id, true).await {
-                        self.log(
-                            LogLevel::Warn,
-                            "rollback",
-                            &format!("cannot remove container {}: {e}", id.short()),
-                        );
-                    } else {
-                        self.log(
-                            LogLevel::Info,
-                            "rollback",
-                            &format!("removed container {}", id.short()),
-                        );
-                    }
-                }
-                Created::Instance(id) => {
-                    let _ = self
-                        .inner
-                        .store
-                        .set_instance_status(id, InstanceStatus::Failed);
-                }
-            }
+            self.undo(created.undo()).await;
         }
         let status = if rolled_back {
             DeployStatus::RolledBack
@@ -698,6 +606,55 @@ impl Run<'_> {
             DeployOutcome::RolledBack { step, error }
         } else {
             DeployOutcome::Failed { step, error }
+        }
+    }
+
+    /// Carries out one step of the rollback; a failure is logged and the rest goes on.
+    async fn undo(&mut self, undo: Undo) {
+        let done = match undo {
+            Undo::PointBack { domain, upstream } => {
+                let back = format!("{domain} back to {upstream}");
+                self.inner
+                    .proxy()
+                    .ensure_host(&HostSpec { domain, upstream })
+                    .await
+                    .map(|_| back)
+                    .map_err(|e| format!("cannot point the domain back: {e}"))
+            }
+            Undo::DeleteHost { domain, id } => self
+                .inner
+                .proxy()
+                .delete_host(&id)
+                .await
+                .map(|_| format!("removed {domain}"))
+                .map_err(|e| format!("cannot delete proxy host {id}: {e}")),
+            Undo::Nothing => return,
+            Undo::RemoveContainer(id) => self
+                .inner
+                .engine
+                .remove(&id, true)
+                .await
+                .map(|_| format!("removed container {}", id.short()))
+                .map_err(|e| format!("cannot remove container {}: {e}", id.short())),
+            Undo::FailInstance(id) => {
+                // A row left `starting` would look like a deploy under way forever: when
+                // it cannot be marked failed, it goes (its container is already gone).
+                let store = &self.inner.store;
+                match store.set_instance_status(id, InstanceStatus::Failed) {
+                    Ok(()) => return,
+                    Err(e) => store
+                        .delete_instance(id)
+                        .map(|_| String::new())
+                        .map_err(|e2| {
+                            format!("cannot mark instance {id} failed ({e}) nor delete it ({e2})")
+                        }),
+                }
+            }
+        };
+        match done {
+            Ok(what) if what.is_empty() => {}
+            Ok(what) => self.log(LogLevel::Info, "rollback", &what),
+            Err(problem) => self.log(LogLevel::Warn, "rollback", &problem),
         }
     }
 
@@ -760,21 +717,5 @@ pub(super) fn upstream(
     info: &docker::ContainerInfo,
     port: Option<u16>,
 ) -> Option<Upstream> {
-    let found = health::upstream(reach, info, port?).ok()?;
-    Some(Upstream {
-        host: found.host,
-        port: found.port,
-    })
-}
-
-/// Reads back an upstream stored as `host:port`.
-pub(super) fn parse_upstream(text: &str) -> Option<Upstream> {
-    let (host, port) = text.rsplit_once(':')?;
-    Some(Upstream {
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        port: port.parse().ok()?,
-    })
+    health::upstream(reach, info, port?).ok()
 }

@@ -12,6 +12,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use crate::docker::ContainerId;
 use crate::proxy::HostId;
 use crate::store::{Instance, InstanceStatus, LogLevel, Stage};
@@ -54,7 +56,11 @@ pub(super) async fn retire_beyond_limit(
             );
         }
     }
-    for instance in to_retire(&instances, kept, stage.max_instances) {
+    let retirees: Vec<Instance> = to_retire(&instances, kept, stage.max_instances)
+        .into_iter()
+        .cloned()
+        .collect();
+    for instance in &retirees {
         inner.log(
             deploy_id,
             LogLevel::Info,
@@ -67,8 +73,8 @@ pub(super) async fn retire_beyond_limit(
         for problem in unroute(inner, instance).await {
             inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
-        spawn_stop(inner, instance.clone(), Some(deploy_id));
     }
+    spawn_stop_and_clean_up(inner, retirees, stage.project_id, deploy_id);
 }
 
 /// Which instances go now that `kept` runs: an older instance of the same tag (a redeploy
@@ -115,6 +121,7 @@ pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
     let stopping: Vec<Instance> = instances
         .into_iter()
         .filter(|i| i.status == InstanceStatus::Stopping)
+        .filter(|i| claim(inner, i.id))
         .collect();
     for instance in &stopping {
         let (inner, instance) = (inner.clone(), instance.clone());
@@ -125,6 +132,7 @@ pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
             if let Err(e) = stop_and_forget(&inner, &instance).await {
                 tracing::warn!(instance = instance.id, "{e}");
             }
+            release(&inner, instance.id);
         });
     }
     Ok(stopping.len())
@@ -201,32 +209,64 @@ async fn unroute(inner: &Inner, instance: &Instance) -> Vec<String> {
     problems
 }
 
-/// Stops the container of an unrouted instance in the background, then removes it and its
-/// row; a failure leaves the row `stopping` for reconciliation to finish.
-fn spawn_stop(inner: &Arc<Inner>, instance: Instance, deploy_id: Option<i64>) {
-    let task_inner = inner.clone();
-    inner.retiring.spawn(async move {
-        let inner = task_inner;
-        match stop_and_forget(&inner, &instance).await {
-            Ok(()) => {
-                if let Some(deploy_id) = deploy_id {
-                    inner.log(
-                        deploy_id,
-                        LogLevel::Debug,
-                        "retire",
-                        &format!(
-                            "{} ({}) stopped and removed",
-                            instance.tag, instance.container_name
-                        ),
-                    );
-                }
-            }
-            Err(e) => match deploy_id {
-                Some(deploy_id) => inner.log(deploy_id, LogLevel::Warn, "retire", &e),
-                None => tracing::warn!(instance = instance.id, "{e}"),
-            },
+/// In the background: stops the unrouted instances' containers (side by side), removes
+/// them and their rows, then the project's images nothing needs any more. A failure leaves
+/// the row `stopping` for reconciliation to finish.
+fn spawn_stop_and_clean_up(
+    inner: &Arc<Inner>,
+    retirees: Vec<Instance>,
+    project_id: i64,
+    deploy_id: i64,
+) {
+    let inner = inner.clone();
+    inner.clone().retiring.spawn(async move {
+        let stops = retirees
+            .iter()
+            .map(|instance| stop_and_forget(&inner, instance));
+        for (instance, stopped) in retirees.iter().zip(join_all(stops).await) {
+            let (level, message) = match stopped {
+                Ok(()) => (
+                    LogLevel::Debug,
+                    format!(
+                        "{} ({}) stopped and removed",
+                        instance.tag, instance.container_name
+                    ),
+                ),
+                Err(e) => (LogLevel::Warn, e),
+            };
+            inner.log(deploy_id, level, "retire", &message);
+            release(&inner, instance.id);
+        }
+        let (removed, problems) = super::images::clean_up(&inner, project_id).await;
+        for image in removed {
+            inner.log(
+                deploy_id,
+                LogLevel::Debug,
+                "retire",
+                &format!("removed image {image}"),
+            );
+        }
+        for problem in problems {
+            inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
     });
+}
+
+/// Marks `instance` as being stopped by a background task; false when one already is.
+fn claim(inner: &Inner, instance: i64) -> bool {
+    inner
+        .stopping
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(instance)
+}
+
+fn release(inner: &Inner, instance: i64) {
+    inner
+        .stopping
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&instance);
 }
 
 /// Stops (with the grace period) and removes the container, then deletes the row.
@@ -248,4 +288,64 @@ async fn stop_and_forget(inner: &Inner, instance: &Instance) -> Result<(), Strin
         .store
         .delete_instance(instance.id)
         .map_err(|e| format!("cannot delete instance row: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: i64, tag: &str, status: InstanceStatus) -> Instance {
+        Instance {
+            id,
+            stage_id: 1,
+            deploy_id: None,
+            tag: tag.into(),
+            digest: None,
+            container_id: None,
+            container_name: format!("dw-{id}"),
+            upstream: None,
+            subdomains: Vec::new(),
+            proxy_hosts: vec![format!("npm:{tag}")],
+            status,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn ids(instances: Vec<&Instance>) -> Vec<i64> {
+        instances.into_iter().map(|i| i.id).collect()
+    }
+
+    #[test]
+    fn the_same_tag_goes_then_the_oldest_beyond_the_limit() {
+        use InstanceStatus::*;
+        let all = vec![
+            instance(1, "v1", Running),
+            instance(2, "v2", Stopping),
+            instance(3, "v3", Failed),
+            instance(4, "v4", Running),
+            instance(5, "v5", Stopped),
+            instance(6, "v4", Running),
+        ];
+        let kept = &all[5];
+        // v4's older instance is replaced; of v1 and v5 (stopping and failed do not
+        // count), one fits beside v4 with max 2.
+        assert_eq!(ids(to_retire(&all, kept, 2)), vec![1, 4]);
+        assert_eq!(ids(to_retire(&all, kept, 1)), vec![1, 4, 5]);
+        assert_eq!(ids(to_retire(&all, kept, 3)), vec![4]);
+    }
+
+    #[test]
+    fn a_host_another_live_instance_routes_is_shared() {
+        use InstanceStatus::*;
+        let all = vec![
+            instance(1, "v1", Running),
+            instance(2, "v1", Running),
+            instance(3, "v2", Stopping),
+            instance(4, "v3", Failed),
+        ];
+        let shared = hosts_routed_by_others(&all, 1);
+        assert!(shared.contains("npm:v1"), "the redeployed tag's host");
+        assert!(!shared.contains("npm:v2") && !shared.contains("npm:v3"));
+    }
 }

@@ -20,7 +20,7 @@ use bollard::models::{NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
     InspectNetworkOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::{Mutex, OnceCell};
@@ -30,6 +30,7 @@ use super::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError,
     EngineVersion, ImageInfo, PullProgress, RegistryAuth,
 };
+use crate::errors::error_chain;
 
 /// The socket Docker listens on by default.
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -206,6 +207,31 @@ impl Engine for BollardEngine {
                 })
             })?;
         Ok(convert::image_info(inspect))
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default()
+            .force(false)
+            .noprune(false)
+            .build();
+        let result = self
+            .client()
+            .await?
+            .remove_image(image, Some(options), None)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(error) => Err(self.error(error, |status, message| match status {
+                409 => EngineError::ImageInUse {
+                    image: image.to_string(),
+                    message,
+                },
+                _ => EngineError::Other(message),
+            })),
+        }
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, EngineError> {
@@ -470,21 +496,6 @@ fn root_cause(error: &(dyn StdError + 'static)) -> String {
         cause = source;
     }
     cause.to_string()
-}
-
-/// The error and its causes on one line: bollard's own text alone often hides the cause.
-fn error_chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The last `count` lines of `text`.

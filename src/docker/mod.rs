@@ -41,6 +41,16 @@ pub trait Engine: Send + Sync {
     /// A local image's metadata; [`EngineError::ImageNotFound`] when it is not present.
     async fn inspect_image(&self, image: &str) -> Result<ImageInfo, EngineError>;
 
+    /// Removes a local image by reference (untags it; its layers go with its last tag).
+    /// Never forced: an image any container uses, running or not, is refused with
+    /// [`EngineError::ImageInUse`]; an image that is not there is Ok. The default answers
+    /// that the engine cannot, so an engine written before this method still compiles.
+    async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+        Err(EngineError::Other(format!(
+            "this engine cannot remove images (asked to remove {image})"
+        )))
+    }
+
     /// Creates (does not start) a container; [`EngineError::NameConflict`] when the name
     /// is taken, [`EngineError::ImageNotFound`] when the image is not local.
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, EngineError>;
@@ -94,6 +104,9 @@ pub enum EngineError {
     /// The registry refused the credentials (or demanded some and got none).
     #[error("the registry refused access to {image} ({message}): check the registry credentials")]
     Unauthorized { image: String, message: String },
+    /// A container (running or stopped) uses the image, so it was not removed.
+    #[error("image {image} is in use by a container: {message}")]
+    ImageInUse { image: String, message: String },
     /// Another container already has the name.
     #[error("a container named {name} already exists: remove it or pick another name")]
     NameConflict { name: String },

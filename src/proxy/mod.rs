@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::errors::error_chain;
 pub use crate::store::ProxyKind;
 use crate::store::Settings;
 use crate::subdomain::Subdomain;
@@ -424,20 +425,6 @@ pub(crate) async fn read_json(
         return Ok(serde_json::Value::Null);
     }
     Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

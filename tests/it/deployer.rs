@@ -658,3 +658,55 @@ async fn reconciliation_finishes_an_instance_a_crash_left_stopping() {
     ));
     assert_eq!(h.containers().await.len(), 1, "v2 still runs");
 }
+
+#[tokio::test]
+async fn images_no_instance_or_rollback_needs_are_removed_but_never_one_in_use() {
+    let h = DeployHarness::new().await;
+    for tag in ["v1", "v2", "v3", "v4"] {
+        h.push(HEALTHY_IMAGE, tag).await;
+    }
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let image = |tag: &str| format!("{}:{tag}", project.image);
+    for tag in ["v1", "v2"] {
+        let (_, outcome) = h.deploy_now(&stage, tag).await;
+        assert!(
+            matches!(outcome, DeployOutcome::Success { .. }),
+            "{outcome:?}"
+        );
+    }
+    // A container that is not docker-watcher's uses v1's image.
+    let scope = crate::support::containers::TestScope::new("image-user");
+    let user = h
+        .engine
+        .create(&ContainerSpec {
+            name: scope.name("user"),
+            image: image("v1"),
+            labels: scope.labels(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for tag in ["v3", "v4"] {
+        let (_, outcome) = h.deploy_now(&stage, tag).await;
+        assert!(
+            matches!(outcome, DeployOutcome::Success { .. }),
+            "{outcome:?}"
+        );
+    }
+    h.deployer.settle().await;
+    let present = |tag: &'static str| {
+        let engine = h.engine.clone();
+        let reference = image(tag);
+        async move { engine.inspect_image(&reference).await.is_ok() }
+    };
+    assert!(present("v4").await, "the running tag stays");
+    assert!(present("v3").await, "the rollback target stays");
+    assert!(!present("v2").await, "a retired tag goes");
+    // Removal is never forced: Docker may drop the v1 tag (the image has other names),
+    // but never the image a container uses.
+    let used = h.engine.inspect_container(&user).await.unwrap().image_id;
+    assert!(h.engine.inspect_image(&used).await.is_ok());
+    h.engine.start(&user).await.unwrap();
+    h.engine.remove(&user, true).await.unwrap();
+}

@@ -164,7 +164,7 @@ async fn tcp_probe_passes_when_the_application_listens() {
     let probe = HealthProbe::Tcp {
         addr: upstream(&Reachability::Loopback, &info, 8080)
             .unwrap()
-            .addr(),
+            .address(),
     };
     let (result, _) = wait(engine.as_ref(), &id, &probe, &HealthPolicy::default()).await;
     result.unwrap();
@@ -182,7 +182,7 @@ async fn tcp_probe_is_not_fooled_by_dockers_port_proxy() {
     let probe = HealthProbe::Tcp {
         addr: upstream(&Reachability::Loopback, &info, 8080)
             .unwrap()
-            .addr(),
+            .address(),
     };
     let (result, _) = wait(engine.as_ref(), &id, &probe, &short_policy()).await;
     assert!(

@@ -20,7 +20,7 @@ export const FINAL_STATUSES: readonly DeployStatus[] = [
 ];
 
 export type Trigger = 'webhook' | 'poll' | 'manual' | 'api';
-export type InstanceStatus = 'starting' | 'running' | 'stopped' | 'failed' | 'removing';
+export type InstanceStatus = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' | 'removing';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type RegistryKind = 'oci' | 'gitea' | 'dockerhub' | 'ghcr';
 export type ProxyKind = 'none' | 'npm' | 'caddy' | 'traefik';
