@@ -7,6 +7,7 @@ mod api_deploy;
 mod daemon;
 mod deployer;
 mod docker_engine;
+mod domains_api;
 mod health;
 mod lifecycle_api;
 mod npm_daemon;
