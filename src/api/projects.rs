@@ -342,6 +342,11 @@ pub async fn update(
         body.nano_cpus.flatten(),
     );
     errors.into_result()?;
+    if let Some(name) = body.name.as_ref().filter(|n| **n != current.name) {
+        for stage in state.store.list_stages(id)? {
+            super::stages::check_domain_clash(&state.store, name, &stage.name, Some(stage.id))?;
+        }
+    }
     let updated = state.store.update_project(
         id,
         &ProjectUpdate {

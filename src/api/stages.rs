@@ -16,7 +16,8 @@ use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, double_option};
 use super::projects::{EnvVarBody, EnvVarView, check_env};
 use super::{AppState, validate};
-use crate::store::{NewStage, Stage, StageUpdate};
+use crate::store::{NewStage, Stage, StageUpdate, Store};
+use crate::subdomain::Subdomain;
 use crate::tags::{TagPattern, TagPatternError};
 
 #[derive(Serialize, ToSchema)]
@@ -165,6 +166,8 @@ pub async fn create(
         errors.check("health_path", validate::http_path(path));
     }
     errors.into_result()?;
+    let project = state.store.get_project(project_id)?;
+    check_domain_clash(&state.store, &project.name, &body.name, None)?;
     let created = state.store.create_stage(&NewStage {
         project_id,
         name: body.name,
@@ -230,6 +233,10 @@ pub async fn update(
         errors.check("health_path", validate::http_path(path));
     }
     errors.into_result()?;
+    if let Some(name) = body.name.as_ref().filter(|n| **n != current.name) {
+        let project = state.store.get_project(current.project_id)?;
+        check_domain_clash(&state.store, &project.name, name, Some(id))?;
+    }
     let updated = state.store.update_stage(
         id,
         &StageUpdate {
@@ -300,6 +307,63 @@ pub async fn poll_state(
             consecutive_failures: 0,
         },
     }))
+}
+
+/// Refuses a project and stage name pair whose domains another stage already gets: the
+/// stage domain (`shop`/`dev-x` and `x-shop`/`dev` both make `stage-dev-x-shop`), or the
+/// instance domains, which then clash tag for tag. Checked when a stage is created or
+/// renamed and when a project is renamed, so the clash never reaches a deploy. `stage_id`
+/// is the stage itself (not a clash with itself); `None` for a new stage.
+pub(super) fn check_domain_clash(
+    store: &Store,
+    project: &str,
+    stage: &str,
+    stage_id: Option<i64>,
+) -> Result<(), ApiError> {
+    let settings = store.settings()?;
+    // The base domain is the same for every stage: any valid one compares the same way.
+    let base = if Subdomain::parse(&settings.base_domain).is_ok() {
+        settings.base_domain.as_str()
+    } else {
+        "domain.invalid"
+    };
+    let domains = |project: &str, stage: &str| {
+        let stage_domain =
+            Subdomain::for_stage(&settings.stage_subdomain_pattern, base, project, stage).ok();
+        // One tag stands for all: the tag is filled in the same way for both stages.
+        let instance_domain = Subdomain::for_instance(
+            &settings.instance_subdomain_pattern,
+            base,
+            project,
+            stage,
+            "tag",
+        )
+        .ok();
+        (stage_domain, instance_domain)
+    };
+    let (mine, my_instances) = domains(project, stage);
+    for other_project in store.list_projects()? {
+        for other in store.list_stages(other_project.id)? {
+            if Some(other.id) == stage_id {
+                continue;
+            }
+            let (theirs, their_instances) = domains(&other_project.name, &other.name);
+            let clash = match (&mine, &theirs, &my_instances, &their_instances) {
+                (Some(a), Some(b), _, _) if a == b => Some(format!("the stage domain {a}")),
+                (_, _, Some(a), Some(b)) if a == b => {
+                    Some(format!("the instance domains (like {a} for tag `tag`)"))
+                }
+                _ => None,
+            };
+            if let Some(what) = clash {
+                return Err(ApiError::Conflict(format!(
+                    "project {project}, stage {stage} would get {what} of project {}, stage {}; rename one of the two",
+                    other_project.name, other.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_pattern(errors: &mut FieldErrors, glob: &str, range: Option<&str>) {

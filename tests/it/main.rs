@@ -11,6 +11,7 @@ mod daemon;
 mod data_folder;
 mod deployer;
 mod docker_engine;
+mod domains_api;
 mod faults_docker;
 mod faults_kill;
 mod faults_proxy;
