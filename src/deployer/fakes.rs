@@ -527,5 +527,8 @@ pub fn settings(proxy_kind: ProxyKind) -> Settings {
         health_timeout: Duration::from_secs(2),
         health_retries: 3,
         health_start_period: Duration::ZERO,
+        allowed_bind_paths: Vec::new(),
+        allow_host_network: false,
+        limits: Default::default(),
     }
 }
