@@ -32,6 +32,20 @@ use super::extract::Path;
 use crate::deployer::DeployEvent;
 use crate::store::{DeployStatus, Store};
 
+/// One server-sent event as it goes over the wire, for the OpenAPI document (which, before
+/// OpenAPI 3.2, describes each event of a `text/event-stream` answer): `data` is the JSON
+/// text of the type the `event` name stands for.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only described, never built: axum's `Event` is what is sent
+pub struct SseEvent {
+    /// `log`, `status`, `end` or `resync`.
+    event: Option<String>,
+    data: String,
+    /// The log entry id, on `log` events (send it back as `Last-Event-ID`).
+    id: Option<String>,
+    retry: Option<u64>,
+}
+
 /// Event streams one sign-in (a session or an API token) may hold open at once.
 pub const STREAMS_PER_CALLER: usize = 10;
 /// Event streams open at once in all.
@@ -172,7 +186,7 @@ pub struct StatusEvent {
 /// carrying the finished deploy, after which the stream closes.
 #[utoipa::path(get, path = "/deploys/{id}/logs/stream", tag = "deploys", params(("id" = i64, Path)),
     responses(
-        (status = 200, content_type = "text/event-stream", body = String,
+        (status = 200, content_type = "text/event-stream", body = SseEvent,
             description = "events `log` (LogEntryView), `status` (StatusEvent), `end` (DeployView)"),
         (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "too many event streams open")))]
@@ -229,7 +243,7 @@ fn holding<S: Stream + Unpin>(slot: StreamSlot, stream: S) -> impl Stream<Item =
 /// Deploy status changes of every project, for the dashboard: `status` events, and a
 /// `resync` event when this reader fell behind and should re-read the deploy list.
 #[utoipa::path(get, path = "/events", tag = "deploys",
-    responses((status = 200, content_type = "text/event-stream", body = String,
+    responses((status = 200, content_type = "text/event-stream", body = SseEvent,
         description = "events `status` (StatusEvent) and `resync`"),
         (status = 429, body = ErrorBody, description = "too many event streams open")))]
 pub async fn events(
