@@ -370,14 +370,21 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
-/// Deletes the project with its stages, deploys and instance records. Containers still
-/// running are left to the next reconciliation (or remove its instances first).
+/// Deletes the project with its stages and deploys, after retiring every instance of
+/// every stage: their containers and proxy hosts go with it. A deploy under way is waited
+/// for.
 #[utoipa::path(delete, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a deploy of a stage is still running"),
+        (status = 502, body = ErrorBody, description = "an instance could not be retired; the project is kept")))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    state.store.get_project(id)?;
+    for stage in state.store.list_stages(id)? {
+        state.deployer.retire_stage(stage.id).await?;
+    }
     state.store.delete_project(id)?;
     Ok(StatusCode::NO_CONTENT)
 }

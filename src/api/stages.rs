@@ -264,13 +264,17 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
-/// Deletes the stage with its deploys and instance records.
+/// Deletes the stage with its deploys, after retiring its instances: their containers
+/// and proxy hosts (the stage domain's too) go with it. A deploy under way is waited for.
 #[utoipa::path(delete, path = "/stages/{id}", tag = "stages", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a deploy of the stage is still running"),
+        (status = 502, body = ErrorBody, description = "an instance could not be retired; the stage is kept")))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    state.deployer.retire_stage(id).await?;
     state.store.delete_stage(id)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
-//! Manual operations the API calls: deploy a tag, redeploy, roll a stage back, and stop,
-//! start or remove an instance.
+//! Manual operations the API calls: deploy a tag, redeploy, roll a stage back; stop,
+//! start or remove an instance; and retire everything a stage runs before the stage (or
+//! its project) is deleted.
 
 use crate::docker::{ContainerId, EngineError};
 use crate::store::{DeployFilter, DeployStatus, InstanceStatus, StoreError, Trigger};
@@ -135,6 +136,62 @@ impl Deployer {
         retire::remove_instance(&self.inner, &instance)
             .await
             .map_err(OpsError::Engine)
+    }
+}
+
+/// How long deleting a stage waits for a deploy of it that is under way.
+const DEPLOY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Deployer {
+    /// Retires every instance of the stage — its proxy hosts (the stage domain's too), its
+    /// container, its row — so the stage can be deleted without leaving anything serving.
+    /// A deploy under way is waited for (at most [`DEPLOY_WAIT`]) rather than cut off
+    /// half-way; one still running after that is a conflict, and nothing is retired. When
+    /// an instance cannot be retired the error says which, and the stage must stay
+    /// (deleting it would orphan what is left).
+    pub async fn retire_stage(&self, stage_id: i64) -> Result<(), OpsError> {
+        self.inner.store.get_stage(stage_id)?;
+        let deadline = tokio::time::Instant::now() + DEPLOY_WAIT;
+        while let Some(deploy_id) = self.queue.running(stage_id) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OpsError::Conflict(format!(
+                    "deploy {deploy_id} of this stage is still running; wait for it to finish, then delete again"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let instances = self.inner.store.list_instances(stage_id)?;
+        let domains: std::collections::HashSet<String> = instances
+            .iter()
+            .flat_map(|i| i.subdomains.iter().cloned())
+            .collect();
+        let mut problems = Vec::new();
+        for instance in &instances {
+            if let Err(e) = retire::remove_instance(&self.inner, instance).await {
+                problems.push(format!("instance {} ({}): {e}", instance.id, instance.tag));
+            }
+        }
+        // The stage domain's host is recorded on no instance (it moves between them): it
+        // goes by its domain, now that nothing of the stage serves it.
+        let proxy = self.inner.proxy();
+        match proxy.list_hosts().await {
+            Ok(hosts) => {
+                for host in hosts.iter().filter(|h| domains.contains(&h.domain)) {
+                    if let Err(e) = proxy.delete_host(&host.id).await {
+                        problems.push(format!("proxy host {}: {e}", host.domain));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("cannot list proxy hosts: {e}")),
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(OpsError::Engine(format!(
+                "could not retire everything this stage runs, so it was kept: {}; fix that and delete again",
+                problems.join("; ")
+            )))
+        }
     }
 }
 

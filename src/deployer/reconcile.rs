@@ -77,9 +77,15 @@ async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport)
                     instance.container_name
                 ));
             }
-            let _ = inner
+            // An instance left `starting` would look like a deploy still under way.
+            if let Err(e) = inner
                 .store
-                .set_instance_status(instance.id, InstanceStatus::Failed);
+                .set_instance_status(instance.id, InstanceStatus::Failed)
+            {
+                report
+                    .problems
+                    .push(format!("cannot mark instance {} failed: {e}", instance.id));
+            }
             cleaned = true;
         }
         let status = if cleaned {
@@ -154,10 +160,16 @@ async fn remove_unknown_containers(inner: &Inner, report: &mut ReconcileReport) 
             .as_deref()
             .is_none_or(|id| !present.contains(id));
         if vanished {
-            let _ = inner
+            match inner
                 .store
-                .set_instance_status(instance.id, InstanceStatus::Failed);
-            report.vanished_instances.push(instance.id);
+                .set_instance_status(instance.id, InstanceStatus::Failed)
+            {
+                Ok(()) => report.vanished_instances.push(instance.id),
+                Err(e) => report.problems.push(format!(
+                    "cannot mark instance {} failed (its container vanished): {e}",
+                    instance.id
+                )),
+            }
         }
     }
 }

@@ -663,7 +663,10 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
     assert!(updated["version_range"].is_null());
     assert_eq!(updated["max_instances"], 3);
     assert_eq!(updated["tag_pattern"], "v*");
-    let (status, poll) = api.get(&format!("{prod_path}/poll-state")).await;
+    // `dev` does not poll, so it never was (`prod` polls: creating it woke the poller).
+    let (status, poll) = api
+        .get(&format!("/api/stages/{}/poll-state", dev["id"]))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(poll["polled"], false);
     let (status, instances) = api.get(&format!("{prod_path}/instances")).await;

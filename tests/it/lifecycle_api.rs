@@ -68,3 +68,74 @@ async fn an_instance_whose_container_was_removed_by_hand_answers_409_and_is_mark
     );
     assert!(!container_exists(container));
 }
+
+/// This daemon's containers on the engine, running or not.
+fn containers_of(s: &NpmSetup) -> Vec<String> {
+    let output = Command::new(docker_cli())
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!(
+                "label={}={}",
+                docker_watcher::docker::labels::INSTALLATION,
+                s.app.installation_id()
+            ),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_a_stage_removes_its_containers_and_proxy_hosts() {
+    let s = npm_setup().await;
+    let deploy = s.deploy("v1").await;
+    assert_eq!(deploy.status.as_str(), "success", "{:?}", deploy.error);
+    assert_eq!(containers_of(&s).len(), 1);
+    assert_eq!(s.npm.hosts().len(), 2, "instance and stage domain");
+
+    let (status, answer) = s
+        .api
+        .delete(&format!("/api/stages/{}", s.stage["id"]))
+        .await;
+
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(containers_of(&s), Vec::<String>::new());
+    assert_eq!(s.npm.hosts(), Vec::<Value>::new(), "no host left routing");
+    let (status, _) = s.api.get(&format!("/api/stages/{}", s.stage["id"])).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn deleting_a_project_during_a_deploy_finishes_it_then_removes_everything() {
+    let s = npm_setup().await;
+    let deploy = s.deploy("v1").await;
+    assert_eq!(deploy.status.as_str(), "success", "{:?}", deploy.error);
+    let (status, running) = s
+        .api
+        .post(
+            &format!("/api/stages/{}/deploys", s.stage["id"]),
+            serde_json::json!({ "tag": "v2" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{running}");
+
+    let (status, answer) = s
+        .api
+        .delete(&format!("/api/projects/{}", s.project["id"]))
+        .await;
+
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(
+        containers_of(&s),
+        Vec::<String>::new(),
+        "v1 and v2 are gone"
+    );
+    assert_eq!(s.npm.hosts(), Vec::<Value>::new(), "no host left routing");
+    let (_, instances) = s.api.get("/api/instances").await;
+    assert_eq!(instances, serde_json::json!([]));
+}
