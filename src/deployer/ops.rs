@@ -132,10 +132,21 @@ impl Deployer {
                 "this instance is being deployed; wait for the deploy to finish".into(),
             ));
         }
+        if instance.status == InstanceStatus::Stopping {
+            return Err(stopping_conflict(instance.id));
+        }
         retire::remove_instance(&self.inner, &instance)
             .await
             .map_err(OpsError::Engine)
     }
+}
+
+/// A retired instance is stopped and removed in the background; touching it meanwhile
+/// would race that.
+fn stopping_conflict(instance_id: i64) -> OpsError {
+    OpsError::Conflict(format!(
+        "instance {instance_id} was retired and is stopping; it is removed within a minute, deploy its tag again to bring it back"
+    ))
 }
 
 fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsError> {
@@ -148,6 +159,7 @@ fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsErr
             "instance {} is being removed",
             instance.id
         ))),
+        (_, InstanceStatus::Stopping) => Err(stopping_conflict(instance.id)),
         (Some(id), _) => Ok(ContainerId::new(id.clone())),
         (None, _) => Err(OpsError::Conflict(format!(
             "instance {} has no container",
