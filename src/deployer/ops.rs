@@ -132,7 +132,11 @@ impl Deployer {
                 "this instance is being deployed; wait for the deploy to finish".into(),
             ));
         }
-        if instance.status == InstanceStatus::Stopping {
+        // A `stopping` instance no task is stopping (a removal or a retirement that gave up
+        // on the proxy) may be removed again; one being stopped may not.
+        if instance.status == InstanceStatus::Stopping
+            && retire::stopping_in_background(&self.inner, instance.id)
+        {
             return Err(stopping_conflict(instance.id));
         }
         retire::remove_instance(&self.inner, &instance)

@@ -68,8 +68,10 @@ pub(super) async fn retire_beyond_limit(
             );
         }
     }
+    // Claimed now, so neither a reconcile nor a manual remove meanwhile races the stop.
     let retirees: Vec<Instance> = to_retire(&instances, kept, stage.max_instances)
         .into_iter()
+        .filter(|i| claim(inner, i.id))
         .cloned()
         .collect();
     for instance in &retirees {
@@ -278,6 +280,15 @@ fn spawn_stop_and_clean_up(
             inner.log(deploy_id, LogLevel::Warn, "retire", &problem);
         }
     });
+}
+
+/// Whether a background task is stopping `instance` now.
+pub(super) fn stopping_in_background(inner: &Inner, instance: i64) -> bool {
+    inner
+        .stopping
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&instance)
 }
 
 /// Marks `instance` as being stopped by a background task; false when one already is.

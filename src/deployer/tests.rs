@@ -220,31 +220,50 @@ async fn a_tag_the_registry_never_knows_fails_the_pull() {
     assert!(h.containers.names().is_empty());
 }
 
+fn assert_stopping_conflict(result: Result<(), super::OpsError>) {
+    match result {
+        Err(super::OpsError::Conflict(message)) => {
+            assert!(message.contains("stopping"), "{message}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_stopping_instance_cannot_be_stopped_started_or_removed() {
     let h = Harness::new();
     let v1 = live(&h, "v1").await;
-    h.store
-        .set_instance_status(v1, InstanceStatus::Stopping)
-        .unwrap();
-    for result in [
-        h.deployer.stop_instance(v1).await,
-        h.deployer.start_instance(v1).await,
-        h.deployer.remove_instance(v1).await,
-    ] {
-        match result {
-            Err(super::OpsError::Conflict(message)) => {
-                assert!(message.contains("stopping"), "{message}")
-            }
-            other => panic!("expected a conflict, got {other:?}"),
-        }
-    }
+    // v1 drains (long enough for this test) in the background after v2 replaced it.
+    h.deployer.set_drain(std::time::Duration::from_secs(600));
+    live(&h, "v2").await;
+    assert_eq!(
+        h.store.get_instance(v1).unwrap().status,
+        InstanceStatus::Stopping
+    );
+    assert_stopping_conflict(h.deployer.stop_instance(v1).await);
+    assert_stopping_conflict(h.deployer.start_instance(v1).await);
+    assert_stopping_conflict(h.deployer.remove_instance(v1).await);
     assert_eq!(
         h.store.get_instance(v1).unwrap().status,
         InstanceStatus::Stopping,
         "nothing changed"
     );
-    assert_eq!(h.containers.names().len(), 1);
+    assert_eq!(h.containers.names().len(), 2, "v1's container still drains");
+}
+
+#[tokio::test]
+async fn a_stopping_instance_nothing_stops_any_more_can_be_removed() {
+    let h = Harness::new();
+    let v1 = live(&h, "v1").await;
+    // What a manual remove that failed on the proxy leaves (or a retirement that gave up).
+    h.store
+        .set_instance_status(v1, InstanceStatus::Stopping)
+        .unwrap();
+    assert_stopping_conflict(h.deployer.start_instance(v1).await);
+    h.deployer.remove_instance(v1).await.unwrap();
+    assert!(h.store.get_instance(v1).is_err());
+    assert!(h.containers.names().is_empty());
+    assert_eq!(h.proxy.upstream(&h.tag_domain("v1")), None);
 }
 
 #[tokio::test]
