@@ -45,6 +45,8 @@ struct RuntimeState {
     failing: BTreeSet<Step>,
     /// Images whose containers never become healthy.
     unhealthy: BTreeSet<String>,
+    /// Images the registry does not know for this many more pulls.
+    unknown_for: BTreeMap<String, u32>,
 }
 
 #[derive(Clone)]
@@ -61,6 +63,12 @@ impl FakeContainers {
 
     pub fn heal(&self, step: Step) {
         self.lock().failing.remove(&step);
+    }
+
+    /// The next `pulls` pulls of `image` fail as a registry answers a tag it does not
+    /// know (yet).
+    pub fn unknown_for(&self, image: &str, pulls: u32) {
+        self.lock().unknown_for.insert(image.to_string(), pulls);
     }
 
     pub fn make_unhealthy(&self, image: &str) {
@@ -108,7 +116,15 @@ impl Containers for FakeContainers {
         _progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<(), EngineError> {
         self.failing(Step::Pull)?;
-        self.lock().images.insert(image.to_string());
+        let mut state = self.lock();
+        if let Some(left) = state.unknown_for.get_mut(image).filter(|left| **left > 0) {
+            *left -= 1;
+            return Err(EngineError::ImageNotFound {
+                image: image.into(),
+                message: "manifest unknown".into(),
+            });
+        }
+        state.images.insert(image.to_string());
         Ok(())
     }
 
@@ -431,6 +447,7 @@ impl Harness {
             DeployEvents::default(),
         )
         .expect("deployer");
+        deployer.set_drain(Duration::ZERO);
         Harness {
             store,
             containers,

@@ -80,6 +80,8 @@ struct Inner {
     /// Ids of the instances those tasks are stopping, so a reconcile meanwhile does not
     /// start a second stop of the same one.
     stopping: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// How long a retired instance stays up after it left the proxy (`retire::DRAIN` unless a test set it).
+    drain: std::sync::Mutex<std::time::Duration>,
 }
 
 impl Deployer {
@@ -116,6 +118,7 @@ impl Deployer {
             events,
             retiring: tokio_util::task::TaskTracker::new(),
             stopping: Default::default(),
+            drain: std::sync::Mutex::new(retire::DRAIN),
         });
         let runner = inner.clone();
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {
@@ -145,6 +148,13 @@ impl Deployer {
     /// The proxy deploys use now (the settings check reports on this very client).
     pub fn proxy(&self) -> Arc<dyn Proxy> {
         self.inner.proxy()
+    }
+
+    /// Sets how long a retired instance keeps running after it left the proxy, so the
+    /// requests it is serving finish (default 5 s). Tests that do not test
+    /// draining make it short.
+    pub fn set_drain(&self, drain: std::time::Duration) {
+        *self.inner.drain.lock().unwrap_or_else(|p| p.into_inner()) = drain;
     }
 
     /// Whether no deploy is running or waiting.
@@ -215,6 +225,21 @@ impl DeployTrigger for Deployer {
 impl Inner {
     fn proxy(&self) -> Arc<dyn Proxy> {
         self.proxy.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How long a retired instance keeps running after it left the proxy. Only proxies we
+    /// take routes off (Caddy, NPM) need it: with `none` we route nothing, and Traefik
+    /// routes by the container's labels until the container stops, so waiting would only
+    /// delay the stop.
+    fn drain(&self) -> std::time::Duration {
+        match self.proxy().kind() {
+            crate::store::ProxyKind::Caddy | crate::store::ProxyKind::Npm => {
+                *self.drain.lock().unwrap_or_else(|p| p.into_inner())
+            }
+            crate::store::ProxyKind::None | crate::store::ProxyKind::Traefik => {
+                std::time::Duration::ZERO
+            }
+        }
     }
 
     /// Writes a log line and publishes it; a store failure is logged, never fatal.

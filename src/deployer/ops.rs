@@ -133,6 +133,13 @@ impl Deployer {
                 "this instance is being deployed; wait for the deploy to finish".into(),
             ));
         }
+        // A `stopping` instance no task is stopping (a removal or a retirement that gave up
+        // on the proxy) may be removed again; one being stopped may not.
+        if instance.status == InstanceStatus::Stopping
+            && retire::stopping_in_background(&self.inner, instance.id)
+        {
+            return Err(stopping_conflict(instance.id));
+        }
         retire::remove_instance(&self.inner, &instance)
             .await
             .map_err(OpsError::Engine)
@@ -195,6 +202,14 @@ impl Deployer {
     }
 }
 
+/// A retired instance is stopped and removed in the background; touching it meanwhile
+/// would race that.
+fn stopping_conflict(instance_id: i64) -> OpsError {
+    OpsError::Conflict(format!(
+        "instance {instance_id} was retired and is stopping; it is removed within a minute, deploy its tag again to bring it back"
+    ))
+}
+
 fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsError> {
     match (&instance.container_id, instance.status) {
         (_, InstanceStatus::Failed) => Err(OpsError::Conflict(format!(
@@ -205,6 +220,7 @@ fn container_of(instance: &crate::store::Instance) -> Result<ContainerId, OpsErr
             "instance {} is being removed",
             instance.id
         ))),
+        (_, InstanceStatus::Stopping) => Err(stopping_conflict(instance.id)),
         (Some(id), _) => Ok(ContainerId::new(id.clone())),
         (None, _) => Err(OpsError::Conflict(format!(
             "instance {} has no container",

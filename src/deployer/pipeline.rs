@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
 use crate::health::{self, HealthPolicy, Reachability};
@@ -68,6 +68,16 @@ pub(super) struct Failure {
     step: &'static str,
     message: String,
 }
+
+/// Waits before asking again for a tag the registry does not know (yet): about 5 s in all.
+const PULL_RETRY_WAITS: [Duration; 6] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+    Duration::from_millis(2000),
+];
 
 fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
     move |message| Failure { step, message }
@@ -190,12 +200,36 @@ impl Run<'_> {
                 tracing::debug!(deploy_id, "pull: {p}");
             }
         };
-        self.inner
-            .engine
-            .pull(&plan.image, plan.auth.as_ref(), &progress)
-            .await
-            .map_err(|e| e.to_string())
-            .map_err(fail("pull"))?;
+        // A registry may announce a push before the tag resolves (Docker Distribution
+        // notifies from inside the manifest write, and links the tag after it), so a tag
+        // it does not know yet is asked for again for a few seconds before giving up.
+        let mut waits = PULL_RETRY_WAITS.iter();
+        loop {
+            match self
+                .inner
+                .engine
+                .pull(&plan.image, plan.auth.as_ref(), &progress)
+                .await
+            {
+                Ok(()) => break,
+                Err(e @ docker::EngineError::ImageNotFound { .. }) => {
+                    let Some(wait) = waits.next() else {
+                        return Err(fail("pull")(e.to_string()));
+                    };
+                    self.log(
+                        LogLevel::Info,
+                        "pull",
+                        &format!(
+                            "the registry does not know {} yet ({e}); trying again in {} ms",
+                            plan.image,
+                            wait.as_millis()
+                        ),
+                    );
+                    tokio::time::sleep(*wait).await;
+                }
+                Err(e) => return Err(fail("pull")(e.to_string())),
+            }
+        }
         if let Ok(image) = self.inner.engine.inspect_image(&plan.image).await
             && let Some(digest) = image
                 .repo_digests

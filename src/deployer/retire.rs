@@ -23,6 +23,18 @@ use super::Inner;
 /// How long a retired container gets to stop before it is killed.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a retired instance keeps running after it left the proxy before it is
+/// stopped: requests already on their way to it finish, and NPM, which reloads nginx only
+/// after its API answered, has time to stop sending new ones. The stop runs in the
+/// background, so this never holds a deploy.
+pub(super) const DRAIN: Duration = Duration::from_secs(5);
+
+/// Back-off between attempts to delete a retired instance's proxy hosts when the proxy
+/// fails: 0.5 s doubling, 6 attempts (about 30 s in all), then the row stays `stopping`
+/// with the hosts it still holds, for the next start-up to finish.
+const HOST_RETRY_FIRST: Duration = Duration::from_millis(500);
+const HOST_RETRY_ATTEMPTS: u32 = 6;
+
 /// Takes off the air what the rules say must go now that `kept` serves, and stops their
 /// containers in the background. Failures are logged on the deploy and do not fail it: the
 /// new instance is already serving.
@@ -56,8 +68,10 @@ pub(super) async fn retire_beyond_limit(
             );
         }
     }
+    // Claimed now, so neither a reconcile nor a manual remove meanwhile races the stop.
     let retirees: Vec<Instance> = to_retire(&instances, kept, stage.max_instances)
         .into_iter()
+        .filter(|i| claim(inner, i.id))
         .cloned()
         .collect();
     for instance in &retirees {
@@ -129,6 +143,7 @@ pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
             for problem in unroute(&inner, &instance).await {
                 tracing::warn!(instance = instance.id, "{problem}");
             }
+            tokio::time::sleep(inner.drain()).await;
             if let Err(e) = stop_and_forget(&inner, &instance).await {
                 tracing::warn!(instance = instance.id, "{e}");
             }
@@ -141,13 +156,25 @@ pub(super) fn resume_stopping(inner: &Arc<Inner>) -> Result<usize, String> {
 /// Deletes every proxy host recorded for `instance` that no other instance routes (a
 /// same-tag redeploy shares the tag's host), trying them all; returns what failed.
 pub(super) async fn delete_proxy_hosts(inner: &Inner, instance: &Instance) -> Vec<String> {
+    delete_unshared_hosts(inner, instance).await.1
+}
+
+/// [`delete_proxy_hosts`], also returning the hosts whose delete failed (the instance
+/// must keep them, to try again).
+async fn delete_unshared_hosts(inner: &Inner, instance: &Instance) -> (Vec<String>, Vec<String>) {
     let others = match inner.store.list_all_instances() {
         Ok(all) => all,
-        Err(e) => return vec![format!("cannot list instances: {e}")],
+        Err(e) => {
+            return (
+                instance.proxy_hosts.clone(),
+                vec![format!("cannot list instances: {e}")],
+            );
+        }
     };
     let shared = hosts_routed_by_others(&others, instance.id);
     let proxy = inner.proxy();
     let mut problems = Vec::new();
+    let mut left = Vec::new();
     for host in &instance.proxy_hosts {
         if shared.contains(host.as_str()) {
             tracing::debug!(
@@ -163,9 +190,10 @@ pub(super) async fn delete_proxy_hosts(inner: &Inner, instance: &Instance) -> Ve
         };
         if let Err(e) = deleted {
             problems.push(format!("cannot delete proxy host {host}: {e}"));
+            left.push(host.clone());
         }
     }
-    problems
+    (left, problems)
 }
 
 /// Host ids that instances other than `except` still route (they are starting, running or
@@ -185,7 +213,9 @@ fn hosts_routed_by_others(instances: &[Instance], except: i64) -> HashSet<&str> 
 }
 
 /// Takes an instance off the proxy: marks it `stopping`, deletes the hosts only it routes
-/// and forgets its routing (so reconciliation never puts it back). Returns the problems.
+/// and forgets its routing (so reconciliation never puts it back), except the hosts whose
+/// delete failed: the stopping row keeps those, and [`stop_and_forget`] tries them again.
+/// Returns the problems.
 async fn unroute(inner: &Inner, instance: &Instance) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = inner
@@ -197,10 +227,9 @@ async fn unroute(inner: &Inner, instance: &Instance) -> Vec<String> {
             instance.id
         ));
     }
-    problems.extend(delete_proxy_hosts(inner, instance).await);
-    // Forgotten even when a delete failed: the host is then an orphan, which
-    // reconciliation removes.
-    if let Err(e) = inner.store.set_instance_routing(instance.id, &[], &[]) {
+    let (left, failed) = delete_unshared_hosts(inner, instance).await;
+    problems.extend(failed);
+    if let Err(e) = inner.store.set_instance_routing(instance.id, &[], &left) {
         problems.push(format!(
             "cannot forget the routes of instance {}: {e}",
             instance.id
@@ -220,6 +249,7 @@ fn spawn_stop_and_clean_up(
 ) {
     let inner = inner.clone();
     inner.clone().retiring.spawn(async move {
+        tokio::time::sleep(inner.drain()).await;
         let stops = retirees
             .iter()
             .map(|instance| stop_and_forget(&inner, instance));
@@ -252,6 +282,15 @@ fn spawn_stop_and_clean_up(
     });
 }
 
+/// Whether a background task is stopping `instance` now.
+pub(super) fn stopping_in_background(inner: &Inner, instance: i64) -> bool {
+    inner
+        .stopping
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&instance)
+}
+
 /// Marks `instance` as being stopped by a background task; false when one already is.
 fn claim(inner: &Inner, instance: i64) -> bool {
     inner
@@ -269,8 +308,11 @@ fn release(inner: &Inner, instance: i64) {
         .remove(&instance);
 }
 
-/// Stops (with the grace period) and removes the container, then deletes the row.
+/// Stops (with the grace period) and removes the container, then deletes the row once
+/// the proxy hosts it still holds are deleted (retried with back-off: a host left behind
+/// would route to a dead port).
 async fn stop_and_forget(inner: &Inner, instance: &Instance) -> Result<(), String> {
+    let hosts_left = delete_hosts_left(inner, instance.id).await;
     if let Some(id) = &instance.container_id {
         let id = ContainerId::new(id.clone());
         // Stop first so the application can finish its requests; a failure here (already
@@ -284,10 +326,49 @@ async fn stop_and_forget(inner: &Inner, instance: &Instance) -> Result<(), Strin
             .await
             .map_err(|e| format!("cannot remove container {}: {e}", instance.container_name))?;
     }
+    hosts_left?;
     inner
         .store
         .delete_instance(instance.id)
         .map_err(|e| format!("cannot delete instance row: {e}"))
+}
+
+/// Deletes the proxy hosts the (stopping) row of `instance_id` still holds, trying again
+/// with back-off, and forgets each once it is deleted (or gone). A host another instance
+/// routes meanwhile (a redeploy of the same tag) is kept and forgotten. Err when some
+/// remain after the last attempt: the row then keeps them.
+async fn delete_hosts_left(inner: &Inner, instance_id: i64) -> Result<(), String> {
+    let mut wait = HOST_RETRY_FIRST;
+    for attempt in 1..=HOST_RETRY_ATTEMPTS {
+        let instance = match inner.store.get_instance(instance_id) {
+            Ok(instance) => instance,
+            Err(e) => return Err(format!("cannot read instance {instance_id}: {e}")),
+        };
+        if instance.proxy_hosts.is_empty() {
+            return Ok(());
+        }
+        let (left, problems) = delete_unshared_hosts(inner, &instance).await;
+        if left.len() != instance.proxy_hosts.len() {
+            inner
+                .store
+                .set_instance_routing(instance_id, &[], &left)
+                .map_err(|e| format!("cannot forget the routes of instance {instance_id}: {e}"))?;
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        if attempt == HOST_RETRY_ATTEMPTS {
+            return Err(format!(
+                "proxy hosts {} of instance {instance_id} are left after {attempt} attempts ({}); the next start-up tries again",
+                left.join(", "),
+                problems.join("; ")
+            ));
+        }
+        tracing::debug!(instance = instance_id, attempt, "{}", problems.join("; "));
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

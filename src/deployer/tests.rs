@@ -154,19 +154,116 @@ async fn a_failing_retirement_does_not_fail_the_deploy() {
         panic!("{outcome:?}")
     };
     assert_eq!(deploy.status, DeployStatus::Success);
+    // The delete failed: the stopping row keeps the host, to delete it later.
+    let old = h.store.get_instance(v1).unwrap();
+    assert_eq!(old.status, InstanceStatus::Stopping);
+    assert_eq!(old.proxy_hosts.len(), 1, "the tag host: {old:?}");
+    assert!(h.proxy.upstream(&h.tag_domain("v1")).is_some());
+
+    // The proxy recovers while the background stop tries again.
+    h.proxy.heal();
     h.deployer.settle().await;
     assert_eq!(h.proxy.upstream(&h.stage_domain()), Some(h.upstream_of(v2)));
-    // v1 no longer serves: it is `stopping`, its routes forgotten (its host is an orphan
-    // for reconciliation), and it waits for reconciliation to finish it.
+    assert_eq!(h.proxy.upstream(&h.tag_domain("v1")), None, "host retried");
+    // The container could not be removed: v1 waits `stopping`, routing nothing, for
+    // reconciliation to finish it.
     let old = h.store.get_instance(v1).unwrap();
     assert_eq!(old.status, InstanceStatus::Stopping);
     assert!(old.proxy_hosts.is_empty());
 
-    h.proxy.heal();
     h.containers.heal(Step::Remove);
     h.deployer.reconcile().await;
     h.deployer.settle().await;
     only_serving(&h, v2, "v2");
+}
+
+#[tokio::test]
+async fn a_host_the_redeployed_tag_shares_is_never_deleted_by_the_retry() {
+    let h = Harness::new();
+    let first = live(&h, "v1").await;
+    h.proxy.fail_deletes();
+    // The same tag again: the tag's host moves to the new instance; the stage host too.
+    let second = live(&h, "v1").await;
+    h.proxy.heal();
+    h.deployer.settle().await;
+    assert!(h.store.get_instance(first).is_err(), "the old row is gone");
+    only_serving(&h, second, "v1");
+}
+
+#[tokio::test]
+async fn a_tag_the_registry_does_not_know_yet_is_pulled_again() {
+    let h = Harness::new();
+    // The webhook came before the registry linked the tag: two pulls fail as unknown.
+    h.containers.unknown_for(&h.image("v1"), 2);
+    let (deploy, outcome) = h.deploy("v1").await;
+    let DeployOutcome::Success { instance_id } = outcome else {
+        panic!("{outcome:?}")
+    };
+    only_serving(&h, instance_id, "v1");
+    let retries = h
+        .store
+        .deploy_logs(deploy.id, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.message.contains("does not know"))
+        .count();
+    assert_eq!(retries, 2);
+}
+
+#[tokio::test]
+async fn a_tag_the_registry_never_knows_fails_the_pull() {
+    let h = Harness::new();
+    h.containers.unknown_for(&h.image("v1"), u32::MAX);
+    let (deploy, outcome) = h.deploy("v1").await;
+    assert_eq!(failed_at(&outcome), "pull");
+    assert_eq!(deploy.status, DeployStatus::Failed);
+    assert!(h.containers.names().is_empty());
+}
+
+fn assert_stopping_conflict(result: Result<(), super::OpsError>) {
+    match result {
+        Err(super::OpsError::Conflict(message)) => {
+            assert!(message.contains("stopping"), "{message}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_instance_cannot_be_stopped_started_or_removed() {
+    let h = Harness::new();
+    let v1 = live(&h, "v1").await;
+    // v1 drains (long enough for this test) in the background after v2 replaced it.
+    h.deployer.set_drain(std::time::Duration::from_secs(600));
+    live(&h, "v2").await;
+    assert_eq!(
+        h.store.get_instance(v1).unwrap().status,
+        InstanceStatus::Stopping
+    );
+    assert_stopping_conflict(h.deployer.stop_instance(v1).await);
+    assert_stopping_conflict(h.deployer.start_instance(v1).await);
+    assert_stopping_conflict(h.deployer.remove_instance(v1).await);
+    assert_eq!(
+        h.store.get_instance(v1).unwrap().status,
+        InstanceStatus::Stopping,
+        "nothing changed"
+    );
+    assert_eq!(h.containers.names().len(), 2, "v1's container still drains");
+}
+
+#[tokio::test]
+async fn a_stopping_instance_nothing_stops_any_more_can_be_removed() {
+    let h = Harness::new();
+    let v1 = live(&h, "v1").await;
+    // What a manual remove that failed on the proxy leaves (or a retirement that gave up).
+    h.store
+        .set_instance_status(v1, InstanceStatus::Stopping)
+        .unwrap();
+    assert_stopping_conflict(h.deployer.start_instance(v1).await);
+    h.deployer.remove_instance(v1).await.unwrap();
+    assert!(h.store.get_instance(v1).is_err());
+    assert!(h.containers.names().is_empty());
+    assert_eq!(h.proxy.upstream(&h.tag_domain("v1")), None);
 }
 
 #[tokio::test]

@@ -6,11 +6,17 @@
 #   crash      exits with status 3 straight away
 #   unhealthy  serves, but /health answers 404 forever
 # Every mode serves /id (the container's hostname, i.e. its short id) and /tag
-# ($DW_TAG when the deployer sets it), so a test can tell which instance answered.
+# ($DW_TAG when the deployer sets it), so a test can tell which instance answered,
+# and /cgi-bin/slow: the tag after $SLOW_REQUEST_SECONDS (default 1), a request that is
+# still in flight when a test moves traffic away.
 mkdir -p /www
 hostname > /www/id
 echo "${DW_TAG:-unknown}" > /www/tag
 echo "hello from $(hostname)" > /www/index.html
+mkdir -p /www/cgi-bin
+printf '#!/bin/sh\nsleep "${SLOW_REQUEST_SECONDS:-1}"\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\ncat /www/tag\n' \
+  > /www/cgi-bin/slow
+chmod +x /www/cgi-bin/slow
 case "$MODE" in
   healthy) echo ok > /www/health ;;
   slow) (sleep "${SLOW_SECONDS:-4}"; echo ok > /www/health) & ;;

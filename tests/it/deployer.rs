@@ -14,6 +14,32 @@ use docker_watcher::store::*;
 use crate::support::deploy::DeployHarness;
 use crate::support::{CRASH_IMAGE, HEALTHY_IMAGE, SLOW_IMAGE, UNHEALTHY_IMAGE, free_port};
 
+/// A registry may announce a push before the tag resolves (Docker Distribution notifies
+/// from inside the manifest write and links the tag after it): the pull asks again.
+#[tokio::test]
+async fn a_tag_pushed_just_after_the_deploy_was_requested_is_pulled() {
+    let h = DeployHarness::new().await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let push_later = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        h.registry
+            .push_keeping_local_tag(HEALTHY_IMAGE, &h.repository, "dev-1")
+            .await
+    };
+    let ((deploy, outcome), _) = tokio::join!(h.deploy_now(&stage, "dev-1"), push_later);
+    let logs = h.store.deploy_logs(deploy.id, 0).unwrap();
+    let DeployOutcome::Success { instance_id } = outcome else {
+        panic!("{outcome:?}: {logs:?}");
+    };
+    assert!(
+        logs.iter().any(|l| l.message.contains("does not know")),
+        "the first pull found no tag: {logs:?}"
+    );
+    let instance = h.store.get_instance(instance_id).unwrap();
+    assert_eq!(h.get_from(&instance, "/tag").await.unwrap(), "dev-1");
+}
+
 #[tokio::test]
 async fn healthy_deploy_runs_the_tag_and_records_every_step() {
     let h = DeployHarness::new().await;

@@ -55,6 +55,8 @@ impl DeployHarness {
             DeployEvents::default(),
         )
         .unwrap();
+        // Draining is tested where it matters (proxy_pipeline); elsewhere it only slows.
+        deployer.set_drain(Duration::from_millis(100));
         let registry = TestRegistry::start().await;
         DeployHarness {
             installation: store.installation_id().unwrap(),
