@@ -245,7 +245,7 @@ pub async fn create(
         body.health_retries,
         body.health_start_period_ms,
     );
-    let env = check_env(&mut errors, "env", &body.env);
+    let env = check_env(&mut errors, "env", &body.env, &[]);
     check_volumes(&mut errors, &body.volumes);
     check_policy(
         &state.store,
@@ -328,7 +328,7 @@ pub async fn update(
     let env = body
         .env
         .as_ref()
-        .map(|vars| check_env(&mut errors, "env", vars));
+        .map(|vars| check_env(&mut errors, "env", vars, &current.env));
     if let Some(volumes) = &body.volumes {
         check_volumes(&mut errors, volumes);
     }
@@ -501,8 +501,14 @@ pub async fn events(
 
 // ----- checks shared with stages -----
 
-/// Env vars: valid and distinct names, a value for every plain var.
-pub(super) fn check_env(errors: &mut FieldErrors, field: &str, vars: &[EnvVarBody]) -> Vec<EnvVar> {
+/// Env vars: valid and distinct names, a value for every plain var, and for every secret
+/// var that `stored` (the env as saved, empty on create) does not already hold sealed.
+pub(super) fn check_env(
+    errors: &mut FieldErrors,
+    field: &str,
+    vars: &[EnvVarBody],
+    stored: &[StoredEnvVar],
+) -> Vec<EnvVar> {
     let mut seen = std::collections::HashSet::new();
     for (i, var) in vars.iter().enumerate() {
         errors.check(&format!("{field}[{i}].name"), validate::env_name(&var.name));
@@ -516,6 +522,13 @@ pub(super) fn check_env(errors: &mut FieldErrors, field: &str, vars: &[EnvVarBod
             errors.add(
                 format!("{field}[{i}].value"),
                 "is required for a var that is not secret",
+            );
+        }
+        let kept = stored.iter().any(|s| s.secret && s.name == var.name);
+        if var.value.is_none() && var.secret && !kept {
+            errors.add(
+                format!("{field}[{i}].value"),
+                "is required for a new secret var (only a saved secret keeps its value when sent without one)",
             );
         }
     }

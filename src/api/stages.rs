@@ -158,7 +158,7 @@ pub async fn create(
         "max_instances",
         validate::range(u64::from(max_instances), 1, 100),
     );
-    let env = check_env(&mut errors, "env", &body.env);
+    let env = check_env(&mut errors, "env", &body.env, &[]);
     let port = body
         .container_port
         .and_then(|p| errors.check("container_port", validate::port(p)));
@@ -223,7 +223,7 @@ pub async fn update(
     let env = body
         .env
         .as_ref()
-        .map(|vars| check_env(&mut errors, "env", vars));
+        .map(|vars| check_env(&mut errors, "env", vars, &current.env));
     let port = match body.container_port {
         Some(Some(p)) => errors.check("container_port", validate::port(p)).map(Some),
         Some(None) => Some(None),

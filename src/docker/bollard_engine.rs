@@ -152,13 +152,13 @@ impl Engine for BollardEngine {
         auth: Option<&RegistryAuth>,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<(), EngineError> {
-        let reference = convert::with_default_tag(image);
+        let (reference, registry) = convert::pull_reference(image);
         let mut docker = self.client().await?.clone();
         if let Some(auth) = auth {
             // bollard encodes X-Registry-Auth with the standard base64 alphabet, but
             // dockerd decodes the URL-safe one and silently drops credentials it cannot
             // decode (a password with `?` or `~` would then look like "no credentials").
-            let header = registry_auth_header(auth, convert::registry_host(&reference));
+            let header = registry_auth_header(auth, &registry);
             docker = docker.with_request_modifier(move |mut request| {
                 if let Ok(value) = header.parse() {
                     request.headers_mut().insert("X-Registry-Auth", value);

@@ -15,6 +15,7 @@ use super::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, ContainerSummary,
     DockerHealth, ImageInfo, Publish, PullProgress, RestartPolicy,
 };
+use crate::image_ref::ImageRef;
 
 /// The create request for `spec`: labels, env, the container port (published on
 /// 127.0.0.1 when asked), network mode, restart policy, binds and limits.
@@ -171,25 +172,22 @@ pub(super) fn pull_progress(info: CreateImageInfo) -> Option<PullProgress> {
     })
 }
 
-/// `repo` → `repo:latest`. Docker pulls every tag of a repository named without a tag
-/// or digest; a deploy always means one.
-pub(super) fn with_default_tag(image: &str) -> String {
-    let last_component = image.rsplit('/').next().unwrap_or(image);
-    if image.contains('@') || last_component.contains(':') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    }
-}
-
-/// The registry part of an image reference (`127.0.0.1:5000/app:1` → `127.0.0.1:5000`);
-/// `docker.io` for references without one, as Docker resolves them.
-pub(super) fn registry_host(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first
+/// What a pull asks Docker for (`repo` → `repo:latest`: Docker pulls every tag of a
+/// repository named without a tag or digest, and a deploy always means one), and the
+/// registry host its credentials are for (`docker.io` when the reference names none), both
+/// read by [`ImageRef`], the one parser of image references. A reference `ImageRef` refuses
+/// is passed on as it is, for Docker to refuse with its own words.
+pub(super) fn pull_reference(image: &str) -> (String, String) {
+    match ImageRef::parse(image) {
+        Ok(parsed) => {
+            let reference = if parsed.tag().is_none() && parsed.digest().is_none() {
+                format!("{image}:latest")
+            } else {
+                image.to_string()
+            };
+            (reference, parsed.registry().to_string())
         }
-        _ => "docker.io",
+        Err(_) => (image.to_string(), "docker.io".to_string()),
     }
 }
 
@@ -256,32 +254,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_tag_is_added_only_when_there_is_none() {
+    fn a_pull_names_one_tag_and_the_registry_its_credentials_are_for() {
+        let pull = |image: &str| {
+            let (reference, registry) = pull_reference(image);
+            (reference, registry)
+        };
         assert_eq!(
-            with_default_tag("127.0.0.1:5000/acme/app"),
-            "127.0.0.1:5000/acme/app:latest"
+            pull("127.0.0.1:5000/acme/app"),
+            (
+                "127.0.0.1:5000/acme/app:latest".into(),
+                "127.0.0.1:5000".into()
+            )
         );
         assert_eq!(
-            with_default_tag("127.0.0.1:5000/acme/app:v1"),
-            "127.0.0.1:5000/acme/app:v1"
-        );
-        assert_eq!(with_default_tag("app"), "app:latest");
-        assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
-    }
-
-    #[test]
-    fn registry_host_is_the_first_component_when_it_looks_like_a_host() {
-        assert_eq!(
-            registry_host("127.0.0.1:5000/acme/app:v1"),
-            "127.0.0.1:5000"
+            pull("127.0.0.1:5000/acme/app:v1"),
+            ("127.0.0.1:5000/acme/app:v1".into(), "127.0.0.1:5000".into())
         );
         assert_eq!(
-            registry_host("registry.example.com/app"),
-            "registry.example.com"
+            pull("registry.example.com/app"),
+            (
+                "registry.example.com/app:latest".into(),
+                "registry.example.com".into()
+            )
         );
-        assert_eq!(registry_host("localhost/app"), "localhost");
-        assert_eq!(registry_host("acme/app:v1"), "docker.io");
-        assert_eq!(registry_host("app"), "docker.io");
+        assert_eq!(
+            pull("localhost/app:v2"),
+            ("localhost/app:v2".into(), "localhost".into())
+        );
+        assert_eq!(
+            pull("acme/app:v1"),
+            ("acme/app:v1".into(), "docker.io".into())
+        );
+        assert_eq!(pull("app"), ("app:latest".into(), "docker.io".into()));
+        let pinned = "app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        assert_eq!(pull(pinned), (pinned.into(), "docker.io".into()));
+        // What the parser refuses goes to Docker unchanged, for Docker's own error.
+        assert_eq!(pull("Bad/App"), ("Bad/App".into(), "docker.io".into()));
     }
 
     #[test]

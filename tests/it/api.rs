@@ -601,6 +601,30 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         app.store().project_env(id).unwrap(),
         vec![("DB_PASSWORD".to_string(), "s3cr3t-env".to_string())]
     );
+    // A secret var that was never saved has no value to keep: a field error, nothing changed.
+    let (status, body) = api
+        .put(
+            &format!("/api/projects/{id}"),
+            json!({ "container_port": 7070,
+                    "env": [{ "name": "DB_PASSWORD", "secret": true },
+                            { "name": "API_KEY", "secret": true }] }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["fields"]["env[1].value"].is_string(), "{body}");
+    assert_eq!(
+        api.get(&format!("/api/projects/{id}")).await.1["container_port"],
+        9090
+    );
+    let (status, body) = api
+        .post(
+            "/api/projects",
+            json!({ "name": "shop-secret", "image": "registry.example.com/acme/shop-secret",
+                    "container_port": 8080, "env": [{ "name": "TOKEN", "secret": true }] }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["fields"]["env[0].value"].is_string(), "{body}");
 
     // Stages.
     let stages = format!("/api/projects/{id}/stages");
