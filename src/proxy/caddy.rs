@@ -13,6 +13,7 @@
 //! Caddyfile.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -70,53 +71,7 @@ impl Proxy for CaddyProxy {
 
     async fn ensure_host(&self, spec: &HostSpec) -> Result<HostId, ProxyError> {
         let _write = self.writes.lock().await;
-        let domain = spec.domain.as_str();
-        let route_id = route_id(domain);
-        let servers = self.servers().await?;
-        if foreign_route_serves(&servers, domain) {
-            return Err(ProxyError::DomainInUse {
-                domain: domain.to_string(),
-            });
-        }
-        if servers.get(SERVER_NAME).is_none_or(Value::is_null) {
-            self.create_server().await?;
-        }
-        let wanted = route(&route_id, spec);
-        let path = format!("/id/{route_id}");
-        let current = self.admin_request(Method::GET, &path, None).await?;
-        match current.0 {
-            StatusCode::OK if current.1 == wanted => {}
-            StatusCode::OK => {
-                self.expect_ok(Method::PATCH, &path, Some(&wanted)).await?;
-                tracing::info!(route = %route_id, upstream = %spec.upstream, "updated Caddy route");
-            }
-            StatusCode::NOT_FOUND => {
-                let routes = format!("/config/apps/http/servers/{SERVER_NAME}/routes");
-                let (_, current) = self.admin_request(Method::GET, &routes, None).await?;
-                match current.as_array() {
-                    // First in the list: a catch-all route someone put in our server must
-                    // not shadow an exact host match. (PUT on an index inserts there.)
-                    Some(list) if !list.is_empty() => {
-                        self.expect_ok(Method::PUT, &format!("{routes}/0"), Some(&wanted))
-                            .await?;
-                    }
-                    // An empty list has no index 0; POST appends.
-                    Some(_) => self.expect_ok(Method::POST, &routes, Some(&wanted)).await?,
-                    None => {
-                        self.expect_ok(Method::PUT, &routes, Some(&json!([wanted])))
-                            .await?;
-                    }
-                }
-                tracing::info!(route = %route_id, upstream = %spec.upstream, "added Caddy route");
-            }
-            status => {
-                return Err(ProxyError::Unexpected(format!(
-                    "GET {path} answered {status}: {}",
-                    caddy_message(&current.1)
-                )));
-            }
-        }
-        Ok(HostId::new(ProxyKind::Caddy, &route_id))
+        through_admin_restarts(|| self.ensure_route(spec)).await
     }
 
     async fn delete_host(&self, id: &HostId) -> Result<(), ProxyError> {
@@ -125,23 +80,11 @@ impl Proxy for CaddyProxy {
             return Err(ProxyError::NotOwned { id: id.clone() });
         }
         let _write = self.writes.lock().await;
-        let path = format!("/id/{}", id.local());
-        let (status, body) = self.admin_request(Method::DELETE, &path, None).await?;
-        match status {
-            StatusCode::OK => {
-                tracing::info!(route = %id.local(), "deleted Caddy route");
-                Ok(())
-            }
-            StatusCode::NOT_FOUND => Ok(()),
-            status => Err(ProxyError::Unexpected(format!(
-                "DELETE {path} answered {status}: {}",
-                caddy_message(&body)
-            ))),
-        }
+        through_admin_restarts(|| self.delete_route(id)).await
     }
 
     async fn list_hosts(&self) -> Result<Vec<OwnedHost>, ProxyError> {
-        let servers = self.servers().await?;
+        let servers = through_admin_restarts(|| self.servers()).await?;
         let routes = servers
             .get(SERVER_NAME)
             .and_then(|s| s.get("routes"))
@@ -274,6 +217,74 @@ fn caddy_message(body: &Value) -> String {
 
 impl CaddyProxy {
     /// `apps.http.servers`, empty when Caddy has no HTTP app yet.
+    /// One attempt of `ensure_host`: read what Caddy has, then change only what differs.
+    async fn ensure_route(&self, spec: &HostSpec) -> Result<HostId, ProxyError> {
+        let domain = spec.domain.as_str();
+        let route_id = route_id(domain);
+        let servers = self.servers().await?;
+        if foreign_route_serves(&servers, domain) {
+            return Err(ProxyError::DomainInUse {
+                domain: domain.to_string(),
+            });
+        }
+        if servers.get(SERVER_NAME).is_none_or(Value::is_null) {
+            self.create_server().await?;
+        }
+        let wanted = route(&route_id, spec);
+        let path = format!("/id/{route_id}");
+        let current = self.admin_request(Method::GET, &path, None).await?;
+        match current.0 {
+            StatusCode::OK if current.1 == wanted => {}
+            StatusCode::OK => {
+                self.expect_ok(Method::PATCH, &path, Some(&wanted)).await?;
+                tracing::info!(route = %route_id, upstream = %spec.upstream, "updated Caddy route");
+            }
+            StatusCode::NOT_FOUND => {
+                let routes = format!("/config/apps/http/servers/{SERVER_NAME}/routes");
+                let (_, current) = self.admin_request(Method::GET, &routes, None).await?;
+                match current.as_array() {
+                    // First in the list: a catch-all route someone put in our server must
+                    // not shadow an exact host match. (PUT on an index inserts there.)
+                    Some(list) if !list.is_empty() => {
+                        self.expect_ok(Method::PUT, &format!("{routes}/0"), Some(&wanted))
+                            .await?;
+                    }
+                    // An empty list has no index 0; POST appends.
+                    Some(_) => self.expect_ok(Method::POST, &routes, Some(&wanted)).await?,
+                    None => {
+                        self.expect_ok(Method::PUT, &routes, Some(&json!([wanted])))
+                            .await?;
+                    }
+                }
+                tracing::info!(route = %route_id, upstream = %spec.upstream, "added Caddy route");
+            }
+            status => {
+                return Err(ProxyError::Unexpected(format!(
+                    "GET {path} answered {status}: {}",
+                    caddy_message(&current.1)
+                )));
+            }
+        }
+        Ok(HostId::new(ProxyKind::Caddy, &route_id))
+    }
+
+    /// One attempt of `delete_host`.
+    async fn delete_route(&self, id: &HostId) -> Result<(), ProxyError> {
+        let path = format!("/id/{}", id.local());
+        let (status, body) = self.admin_request(Method::DELETE, &path, None).await?;
+        match status {
+            StatusCode::OK => {
+                tracing::info!(route = %id.local(), "deleted Caddy route");
+                Ok(())
+            }
+            StatusCode::NOT_FOUND => Ok(()),
+            status => Err(ProxyError::Unexpected(format!(
+                "DELETE {path} answered {status}: {}",
+                caddy_message(&body)
+            ))),
+        }
+    }
+
     async fn servers(&self) -> Result<serde_json::Map<String, Value>, ProxyError> {
         let (status, config) = self.admin_request(Method::GET, "/config/", None).await?;
         if status != StatusCode::OK {
@@ -353,6 +364,33 @@ impl CaddyProxy {
         Ok((status, body))
     }
 }
+
+/// Runs `attempt` again when Caddy could not be reached, a few times over about a second.
+/// Caddy restarts its admin endpoint after every config change and resets connections
+/// that reach it meanwhile (even a writer's own next request), so a reset is usually
+/// gone a moment later. Every attempt re-reads what Caddy has before it writes, so
+/// repeating one never applies a change twice.
+async fn through_admin_restarts<T, F, Fut>(mut attempt: F) -> Result<T, ProxyError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProxyError>>,
+{
+    let mut pause = Duration::from_millis(50);
+    for _ in 0..ADMIN_RETRIES {
+        match attempt().await {
+            Err(ProxyError::Unreachable { reason, .. }) => {
+                tracing::debug!(%reason, "Caddy's admin API did not answer; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
+}
+
+/// Attempts after the first that [`through_admin_restarts`] makes.
+const ADMIN_RETRIES: usize = 4;
 
 #[cfg(test)]
 mod tests {

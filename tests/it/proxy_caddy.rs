@@ -279,3 +279,31 @@ async fn an_unreachable_admin_api_says_so() {
     assert!(matches!(error, ProxyError::Unreachable { .. }), "{error:?}");
     assert!(error.to_string().contains("check the proxy URL"), "{error}");
 }
+
+/// Caddy restarts its admin endpoint after every config change and resets connections
+/// that reach it meanwhile. Two daemons' worth of writers (two clients, so the adapter's
+/// own write lock does not order them) changing routes at once meet such resets; every
+/// write must still land.
+#[tokio::test]
+async fn concurrent_writes_survive_caddy_restarting_its_admin_endpoint() {
+    let caddy = TestCaddy::start().await;
+    let app = TestUpstream::start("busy").await;
+    let (first, second) = (proxy(&caddy), proxy(&caddy));
+    let write_many = |proxy: Arc<dyn Proxy>, side: &'static str| {
+        let spec_for = |i: usize| spec(&format!("{side}-{i}.busy.test"), &app);
+        let specs: Vec<HostSpec> = (0..25).map(spec_for).collect();
+        async move {
+            let mut failures = Vec::new();
+            for spec in &specs {
+                if let Err(e) = proxy.ensure_host(spec).await {
+                    failures.push(format!("{}: {e}", spec.domain.as_str()));
+                }
+            }
+            failures
+        }
+    };
+    let (a, b) = tokio::join!(write_many(first, "a"), write_many(second.clone(), "b"));
+    assert!(a.is_empty() && b.is_empty(), "writes failed: {a:?} {b:?}");
+    let hosts = second.list_hosts().await.unwrap();
+    assert_eq!(hosts.len(), 50, "{hosts:?}");
+}
