@@ -84,6 +84,9 @@ struct Inner {
     drain: std::sync::Mutex<std::time::Duration>,
 }
 
+/// How often an idle deployer checks that Docker and the proxy still match the store.
+pub const HEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl Deployer {
     pub fn new(
         store: Store,
@@ -177,6 +180,36 @@ impl Deployer {
         retiring.close();
         retiring.wait().await;
         retiring.reopen();
+    }
+
+    /// Every [`HEAL_INTERVAL`] while no deploy is running or waiting, makes the running
+    /// system match the store again (see `reconcile::heal`): what a Docker Engine restart
+    /// or a rollback that met a dead Docker left behind is put right without a restart of
+    /// the daemon. Ends at `shutdown`.
+    pub async fn heal_loop(self, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(HEAL_INTERVAL) => {}
+            }
+            if !self.is_idle() {
+                continue;
+            }
+            let report = reconcile::heal(&self.inner).await;
+            let changed = report.removed_containers.len()
+                + report.moved_upstreams.len()
+                + report.removed_proxy_hosts.len()
+                + report.restored_proxy_hosts.len();
+            if changed > 0 {
+                tracing::info!(
+                    removed_containers = ?report.removed_containers,
+                    moved_upstreams = ?report.moved_upstreams,
+                    removed_proxy_hosts = ?report.removed_proxy_hosts,
+                    restored_proxy_hosts = ?report.restored_proxy_hosts,
+                    "healed: the store, Docker and the proxy agree again"
+                );
+            }
+        }
     }
 
     /// Compares the store with Docker (and the proxy) and cleans up what a crash left;

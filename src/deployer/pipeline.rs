@@ -13,7 +13,7 @@ use crate::health::{self, HealthPolicy, Reachability};
 use crate::notify::{DeployNotification, Outcome};
 use crate::proxy::{HostId, HostSpec, ProxyError, Upstream};
 use crate::store::{
-    self, Deploy, DeployStatus, Instance, InstanceStatus, LogLevel, NewInstance, Project, Stage,
+    Deploy, DeployStatus, Instance, InstanceStatus, LogLevel, NewInstance, Project, Stage,
 };
 use crate::subdomain::Subdomain;
 
@@ -127,18 +127,7 @@ impl Run<'_> {
             None => None,
         };
         let container_port = rules::container_port(&project, &stage);
-        let reach = match settings.reachability {
-            store::Reachability::Loopback => Reachability::Loopback,
-            store::Reachability::Network => Reachability::Network {
-                network: settings
-                    .reach_network
-                    .clone()
-                    .ok_or_else(|| {
-                        "reachability is `network` but no network is set in settings".to_string()
-                    })
-                    .map_err(fail("plan"))?,
-            },
-        };
+        let reach = rules::reachability(&settings).map_err(fail("plan"))?;
         let policy = rules::health_policy(&project, &settings);
         let (stage_domain, instance_domain) = if settings.base_domain.is_empty() {
             (None, None)

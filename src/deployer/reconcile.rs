@@ -24,6 +24,9 @@ pub struct ReconcileReport {
     pub removed_proxy_hosts: Vec<String>,
     /// Domains whose host was missing or pointed elsewhere and was put back.
     pub restored_proxy_hosts: Vec<String>,
+    /// Running instances reachable at another address than recorded (Docker restarted
+    /// them on new ports), as `name: old → new`.
+    pub moved_upstreams: Vec<String>,
     /// Things it could not check or undo (Docker down, proxy unreachable).
     pub problems: Vec<String>,
 }
@@ -31,9 +34,7 @@ pub struct ReconcileReport {
 pub(super) async fn reconcile(inner: &Inner) -> ReconcileReport {
     let mut report = ReconcileReport::default();
     finish_interrupted_deploys(inner, &mut report).await;
-    remove_unknown_containers(inner, &mut report).await;
-    remove_orphan_proxy_hosts(inner, &mut report).await;
-    restore_proxy_hosts(inner, &mut report).await;
+    heal_into(inner, &mut report).await;
     tracing::info!(
         interrupted = report.interrupted_deploys.len(),
         removed_containers = report.removed_containers.len(),
@@ -47,6 +48,76 @@ pub(super) async fn reconcile(inner: &Inner) -> ReconcileReport {
         tracing::warn!("reconcile: {problem}");
     }
     report
+}
+
+/// The part of reconciliation that is safe while the daemon runs (deploys under way are
+/// never touched: their containers are known by name from the moment their row exists):
+/// containers nothing owns any more go (such as one a rollback could not remove while
+/// Docker was down), upstreams that moved are recorded (Docker gives a restarted
+/// container a new 127.0.0.1 port), and the proxy is made to match.
+pub(super) async fn heal(inner: &Inner) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    heal_into(inner, &mut report).await;
+    report
+}
+
+async fn heal_into(inner: &Inner, report: &mut ReconcileReport) {
+    remove_unknown_containers(inner, report).await;
+    refresh_upstreams(inner, report).await;
+    remove_orphan_proxy_hosts(inner, report).await;
+    restore_proxy_hosts(inner, report).await;
+}
+
+/// Records where each running instance is reachable now. After the Docker Engine restarts,
+/// it starts our containers again (restart policy) on new 127.0.0.1 ports, so the stored
+/// upstreams, and the proxy hosts made from them, point at nothing.
+async fn refresh_upstreams(inner: &Inner, report: &mut ReconcileReport) {
+    let Ok(settings) = inner.store.settings() else {
+        return report.problems.push("cannot read settings".into());
+    };
+    let Ok(reach) = super::rules::reachability(&settings) else {
+        return; // the next deploy's plan says what is missing
+    };
+    let instances = inner.store.list_all_instances().unwrap_or_default();
+    for instance in instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Running)
+    {
+        let (Some(container), Some(recorded)) = (&instance.container_id, &instance.upstream) else {
+            continue;
+        };
+        let Ok(stage) = inner.store.get_stage(instance.stage_id) else {
+            continue;
+        };
+        let Ok(project) = inner.store.get_project(stage.project_id) else {
+            continue;
+        };
+        let port = super::rules::container_port(&project, &stage);
+        let Ok(info) = inner
+            .engine
+            .inspect_container(&ContainerId::new(container.clone()))
+            .await
+        else {
+            continue; // gone or Docker down: the other steps (or the next run) see to it
+        };
+        let Some(now) = super::pipeline::upstream(&reach, &info, port) else {
+            continue;
+        };
+        if now.to_string() != *recorded {
+            match inner
+                .store
+                .set_instance_container(instance.id, container, Some(&now.to_string()))
+            {
+                Ok(()) => report
+                    .moved_upstreams
+                    .push(format!("{}: {recorded} → {now}", instance.container_name)),
+                Err(e) => report.problems.push(format!(
+                    "cannot record instance {}'s new upstream: {e}",
+                    instance.id
+                )),
+            }
+        }
+    }
 }
 
 async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport) {
@@ -135,13 +206,19 @@ async fn remove_unknown_containers(inner: &Inner, report: &mut ReconcileReport) 
         Ok(instances) => instances,
         Err(e) => return report.problems.push(format!("cannot list instances: {e}")),
     };
-    let known: HashSet<&str> = instances
+    let live = instances
         .iter()
-        .filter(|i| i.status != InstanceStatus::Failed)
+        .filter(|i| i.status != InstanceStatus::Failed);
+    let known: HashSet<&str> = live
+        .clone()
         .filter_map(|i| i.container_id.as_deref())
         .collect();
+    // A deploy under way names its container before it exists and records the id only
+    // after start: a container of a live row's name is that deploy's, not an orphan.
+    let named: HashSet<&str> = live.map(|i| i.container_name.as_str()).collect();
     for container in &ours {
-        if !known.contains(container.id.as_str()) {
+        let name = container.name.trim_start_matches('/');
+        if !known.contains(container.id.as_str()) && !named.contains(name) {
             match inner.engine.remove(&container.id, true).await {
                 Ok(()) => report.removed_containers.push(container.name.clone()),
                 Err(e) => report

@@ -3,7 +3,7 @@
 //! pipeline does the I/O around them; these are unit-tested alone.
 
 use crate::docker::ContainerId;
-use crate::health::{HealthPolicy, HealthProbe};
+use crate::health::{HealthPolicy, HealthProbe, Reachability};
 use crate::proxy::{HostId, Upstream};
 use crate::store::{Instance, InstanceStatus, Project, Settings, Stage};
 use crate::subdomain::Subdomain;
@@ -14,6 +14,19 @@ pub(super) fn image(project: &Project, tag: &str) -> String {
 }
 
 /// The port the application listens on: the stage's override, else the project's (0 in
+/// How containers are reached, as the settings say: by their 127.0.0.1 port, or by name
+/// on the network the settings name.
+pub(super) fn reachability(settings: &Settings) -> Result<Reachability, String> {
+    match settings.reachability {
+        crate::store::Reachability::Loopback => Ok(Reachability::Loopback),
+        crate::store::Reachability::Network => settings
+            .reach_network
+            .clone()
+            .map(|network| Reachability::Network { network })
+            .ok_or_else(|| "reachability is `network` but no network is set in settings".into()),
+    }
+}
+
 /// the project means "none").
 pub(super) fn container_port(project: &Project, stage: &Stage) -> Option<u16> {
     stage
