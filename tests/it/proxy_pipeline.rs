@@ -309,24 +309,7 @@ async fn traefik_labels_are_on_the_created_container() {
 #[tokio::test]
 async fn a_failed_proxy_step_rolls_back_and_the_stage_stays_on_the_old_instance() {
     let npm = FakeNpm::start().await;
-    let settings = SettingsUpdate {
-        base_domain: Some(BASE_DOMAIN.into()),
-        proxy_kind: Some(ProxyKind::Npm),
-        proxy_url: Some(Some(npm.url())),
-        proxy_username: Some(Some(npm_fake::IDENTITY.into())),
-        ..Default::default()
-    };
-    let config = ProxyConfig {
-        kind: ProxyKind::Npm,
-        url: Some(npm.url()),
-        username: Some(npm_fake::IDENTITY.into()),
-        secret: Some(npm_fake::SECRET.into()),
-        certificate: None,
-        force_ssl: false,
-        caddy_listen: Vec::new(),
-    };
-    let h = DeployHarness::with_proxy(proxy::connect(&config).unwrap()).await;
-    h.store.update_settings(&settings).unwrap();
+    let h = npm_harness(&npm).await;
     h.push(HEALTHY_IMAGE, "v1").await;
     h.push(HEALTHY_IMAGE, "v2").await;
     let project = h.project(Some("/health"));
