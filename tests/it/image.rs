@@ -132,7 +132,11 @@ async fn the_image_deploys_routes_and_survives_a_restart_on_the_host_network() {
     let (_, deploys) = api
         .get(&format!("/api/deploys?project_id={}", created["id"]))
         .await;
-    assert_eq!(deploys.as_array().map(Vec::len), Some(1), "{deploys}");
+    assert_eq!(
+        deploys["deploys"].as_array().map(Vec::len),
+        Some(1),
+        "{deploys}"
+    );
     let installation = container_label(&container_id, labels::INSTALLATION);
     let ours = containers_labelled(labels::INSTALLATION, &installation);
     assert_eq!(
@@ -184,6 +188,10 @@ async fn on_the_default_bridge_it_listens_everywhere_and_says_what_to_set() {
         "says the webhook URL needs DW_PUBLIC_URL:\n{logs}"
     );
     assert_eq!(container_user(&dw), "10001:10001", "not root");
+    assert!(
+        !logs.contains("may read it"),
+        "the image's /data is the user's and 0700:\n{logs}"
+    );
 }
 
 #[tokio::test]
@@ -464,11 +472,8 @@ async fn wait_deploy_final(api: &Api, project_id: i64) -> Value {
             .get(&format!("/api/deploys?project_id={project_id}"))
             .await;
         assert_eq!(status, 200, "{deploys}");
-        if let Some(deploy) = deploys.as_array().and_then(|d| d.first())
-            && !matches!(
-                deploy["status"].as_str(),
-                Some("pending" | "pulling" | "starting" | "health_checking" | "configuring_proxy")
-            )
+        if let Some(deploy) = deploys["deploys"].as_array().and_then(|d| d.first())
+            && deploy["finished"] == true
         {
             return deploy.clone();
         }
