@@ -197,9 +197,13 @@ async fn on_the_default_bridge_it_listens_everywhere_and_says_what_to_set() {
 #[tokio::test]
 async fn with_dw_network_it_joins_that_network_and_reaches_containers_there() {
     let image = image_under_test();
-    // The daemon creates the network; it goes after the container (dropped before it).
+    // The daemon creates the network; it goes after the containers (dropped before it).
     let network = unique_name("imgnet-net");
     let _network = Cleanup::network(&network);
+    let registry = TestRegistry::start().await;
+    let project = unique_name("imgnet");
+    let _pulled = Cleanup::images(format!("{}/", registry.host()));
+    let _deployed = Cleanup::containers(labels::PROJECT, &project);
     let env = Environment::new("imgnet");
     let dw = env.scope.name("dw");
     env.run(
@@ -226,6 +230,59 @@ async fn with_dw_network_it_joins_that_network_and_reaches_containers_there() {
     assert!(
         logs.contains(&format!("running in a container on network {network}")),
         "{logs}"
+    );
+
+    // A deploy: the sibling joins the network and docker-watcher health-checks it there
+    // by name (from its container; the test itself only talks to 127.0.0.1).
+    let repository = unique_name("image/net");
+    registry.push(HEALTHY_IMAGE, &repository, "v1").await;
+    let (status, body) = api
+        .put(
+            "/api/settings",
+            json!({ "health_interval_ms": 200, "health_timeout_ms": 2000,
+                    "health_retries": 3, "health_start_period_ms": 5000 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let created = api
+        .create(
+            "/api/projects",
+            json!({ "name": project, "image": format!("{}/{repository}", registry.host()),
+                    "container_port": 8080, "health_path": "/health" }),
+        )
+        .await;
+    let stage = api
+        .create(
+            &format!("/api/projects/{}/stages", created["id"]),
+            json!({ "name": "dev" }),
+        )
+        .await;
+    let (status, body) = api
+        .post(
+            &format!("/api/stages/{}/deploys", stage["id"]),
+            json!({ "tag": "v1" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deploy = wait_deploy_final(&api, created["id"].as_i64().expect("id")).await;
+    assert_eq!(deploy["status"], "success", "{deploy}");
+    let instance = only_running_instance(&api, &stage).await;
+    let name = instance["container_name"].as_str().expect("name");
+    assert_eq!(
+        instance["upstream"],
+        format!("{name}:8080"),
+        "by name: {instance}"
+    );
+    let sibling_networks = docker(&[
+        "inspect",
+        "--format",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        name,
+    ]);
+    assert_eq!(
+        sibling_networks.trim(),
+        network,
+        "the sibling is on {network} only"
     );
 }
 
