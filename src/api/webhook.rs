@@ -39,8 +39,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// wrong one answers exactly like an unknown path.
 #[utoipa::path(post, path = "/webhook/{secret}", tag = "webhook", security(()),
     params(("secret" = String, Path, description = "the webhook secret (see GET /api/settings/webhook)")),
-    request_body(content = Object, description = "a registry's own notification format, or `{\"image\": \"host/org/app:tag\"}`"),
-    responses((status = 202, body = Object, description = "what became of each event"),
+    request_body(content = Object, description = "a registry's own notification format (Docker Distribution, Harbor, Quay, Azure Container Registry or Event Grid, JFrog, Google Pub/Sub, Gitea, GitHub, Docker Hub), or `{\"image\": \"host/org/app:tag\"}`"),
+    responses((status = 200, body = Object, description = "an Azure Event Grid subscription validation, answered `{\"validationResponse\": code}`"),
+        (status = 202, body = Object, description = "what became of each event"),
         (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody,
             description = "the signature does not match"),
         (status = 404, body = super::error::ErrorBody), (status = 413, description = "body over 1 MiB")))]
