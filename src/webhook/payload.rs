@@ -252,6 +252,15 @@ impl PayloadError {
 }
 
 impl PayloadError {
+    /// Refuses a request of more than [`MAX_EVENTS`] events, counted before any is read:
+    /// each costs a record and maybe a deploy.
+    pub(super) fn check_count(count: usize) -> Result<(), PayloadError> {
+        if count > MAX_EVENTS {
+            return Err(PayloadError::TooManyEvents { count });
+        }
+        Ok(())
+    }
+
     /// The message without the "invalid webhook payload" lead, to nest in another.
     pub(super) fn detail(&self) -> String {
         match self {
@@ -779,19 +788,31 @@ mod tests {
             0..TEMPLATES.len(),
             proptest::collection::vec(proptest::option::weighted(0.15, leaf()), 0..200),
             any::<bool>(),
+            any::<bool>(),
             header_map(),
         )
-            .prop_map(|(index, choices, announce, extra)| {
+            .prop_map(|(index, choices, announce, form, extra)| {
                 let (file, announced) = TEMPLATES[index];
                 let template: Value = serde_json::from_slice(&testdata(file)).unwrap();
-                let body = mutate(&template, &mut choices.iter());
+                let body = mutate(&template, &mut choices.iter()).to_string();
                 let mut map = if announce {
                     headers(announced)
                 } else {
                     HeaderMap::new()
                 };
                 map.extend(extra);
-                (map, body.to_string().into_bytes())
+                if !form {
+                    return (map, body.into_bytes());
+                }
+                // GitHub's and Gitea's form encoding of the same JSON.
+                map.insert(
+                    CONTENT_TYPE,
+                    "application/x-www-form-urlencoded".parse().unwrap(),
+                );
+                let encoded = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("payload", &body)
+                    .finish();
+                (map, encoded.into_bytes())
             });
         prop_oneof![
             3 => mutated,

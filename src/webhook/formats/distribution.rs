@@ -9,19 +9,14 @@ use serde_json::Value;
 
 use crate::image_ref::{ImageRef, Tag, is_valid_digest};
 use crate::webhook::json::Field;
-use crate::webhook::payload::{IgnoreReason, MAX_EVENTS, ParseOptions, ParsedEvent, PayloadError};
+use crate::webhook::payload::{IgnoreReason, ParseOptions, ParsedEvent, PayloadError};
 
 pub(in crate::webhook) fn parse(
     root: &Field<'_>,
     options: &ParseOptions,
 ) -> Result<Vec<ParsedEvent>, PayloadError> {
     let events = root.get("events").array()?;
-    // Counted before anything is read: each event costs a record and maybe a deploy.
-    if events.len() > MAX_EVENTS {
-        return Err(PayloadError::TooManyEvents {
-            count: events.len(),
-        });
-    }
+    PayloadError::check_count(events.len())?;
     Ok(events
         .iter()
         .map(|event| {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::distribution;
 use crate::webhook::json::Field;
-use crate::webhook::payload::{IgnoreReason, MAX_EVENTS, ParseOptions, ParsedEvent, PayloadError};
+use crate::webhook::payload::{IgnoreReason, ParseOptions, ParsedEvent, PayloadError};
 
 const VALIDATION_EVENT: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 const REGISTRY_EVENT: &str = "Microsoft.ContainerRegistry.";
@@ -47,11 +47,7 @@ pub(in crate::webhook) fn parse(
         Value::Array(events) => events,
         single => std::slice::from_ref(single),
     };
-    if events.len() > MAX_EVENTS {
-        return Err(PayloadError::TooManyEvents {
-            count: events.len(),
-        });
-    }
+    PayloadError::check_count(events.len())?;
     Ok(events.iter().map(|event| read(event, options)).collect())
 }
 

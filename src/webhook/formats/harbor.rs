@@ -9,7 +9,7 @@
 
 use crate::image_ref::{ImageRef, Tag};
 use crate::webhook::json::Field;
-use crate::webhook::payload::{IgnoreReason, MAX_EVENTS, ParseOptions, ParsedEvent, PayloadError};
+use crate::webhook::payload::{IgnoreReason, ParseOptions, ParsedEvent, PayloadError};
 
 use super::{strip_tag_and_digest, valid_digest};
 
@@ -48,11 +48,7 @@ pub(in crate::webhook) fn parse(
         other => return ignored(IgnoreReason::OtherEvent(other.to_string())),
     }
     let resources = data.get("resources").array()?;
-    if resources.len() > MAX_EVENTS {
-        return Err(PayloadError::TooManyEvents {
-            count: resources.len(),
-        });
-    }
+    PayloadError::check_count(resources.len())?;
     Ok(resources
         .iter()
         .map(|resource| {

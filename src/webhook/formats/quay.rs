@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::image_ref::{ImageRef, Tag};
 use crate::webhook::json::Field;
-use crate::webhook::payload::{IgnoreReason, MAX_EVENTS, ParsedEvent, PayloadError};
+use crate::webhook::payload::{IgnoreReason, ParsedEvent, PayloadError};
 
 /// Whether the body is Quay's: it alone has `docker_url` beside `updated_tags`.
 pub(in crate::webhook) fn matches(root: &Value) -> bool {
@@ -41,9 +41,7 @@ fn read_tags<'a, S: AsRef<str> + 'a>(
     field: &Field<'_>,
     tags: impl ExactSizeIterator<Item = S>,
 ) -> Result<Vec<ParsedEvent>, PayloadError> {
-    if tags.len() > MAX_EVENTS {
-        return Err(PayloadError::TooManyEvents { count: tags.len() });
-    }
+    PayloadError::check_count(tags.len())?;
     if tags.len() == 0 {
         return Ok(vec![ParsedEvent::ignored(
             IgnoreReason::NoTag,
