@@ -3,7 +3,8 @@
 //! "subscription": "projects/p/subscriptions/s"}`, the data being `{"action": "INSERT",
 //! "digest": "host/path@sha256:…", "tag": "host/path:tag"}`.
 //!
-//! `INSERT` without `tag` is a push by digest; `DELETE` is ignored.
+//! A subscription with "payload unwrapping" (`--push-no-wrapper`) posts the data alone;
+//! that is read too. `INSERT` without `tag` is a push by digest; `DELETE` is ignored.
 
 use base64::Engine;
 use serde_json::Value;
@@ -13,12 +14,23 @@ use crate::image_ref::ImageRef;
 use crate::webhook::json::Field;
 use crate::webhook::payload::{IgnoreReason, ParsedEvent, PayloadError};
 
-/// Whether the body is a Pub/Sub push: a `message` object beside `subscription`.
+/// Whether the body is a Pub/Sub push: a `message` object beside `subscription`, or the
+/// registry's message alone (`action` `INSERT`/`DELETE` with a `digest` or `tag`).
 pub(in crate::webhook) fn matches(root: &Value) -> bool {
-    root.get("message").is_some_and(Value::is_object) && root.get("subscription").is_some()
+    let wrapped =
+        root.get("message").is_some_and(Value::is_object) && root.get("subscription").is_some();
+    let unwrapped = root
+        .get("action")
+        .and_then(Value::as_str)
+        .is_some_and(|a| a == "INSERT" || a == "DELETE")
+        && (root.get("digest").is_some() || root.get("tag").is_some());
+    wrapped || unwrapped
 }
 
 pub(in crate::webhook) fn parse(root: &Field<'_>) -> Result<Vec<ParsedEvent>, PayloadError> {
+    if !root.get("message").is_present() {
+        return read(root);
+    }
     let data_field = root.get("message").get("data");
     let encoded = data_field.str()?;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -29,7 +41,11 @@ pub(in crate::webhook) fn parse(root: &Field<'_>) -> Result<Vec<ParsedEvent>, Pa
     if !data.is_object() {
         return Err(data_field.malformed("must hold a JSON object"));
     }
-    let data = Field::root(&data);
+    read(&Field::root(&data)).map_err(|e| data_field.malformed(e.detail()))
+}
+
+/// The registry's message: `{"action", "digest"?, "tag"?}`.
+fn read(data: &Field<'_>) -> Result<Vec<ParsedEvent>, PayloadError> {
     let tag_field = data.get("tag");
     let digest_field = data.get("digest");
     let tagged = tag_field.non_empty_str()?;
@@ -47,11 +63,8 @@ pub(in crate::webhook) fn parse(root: &Field<'_>) -> Result<Vec<ParsedEvent>, Pa
     let Some(tagged) = tagged else {
         return Ok(vec![ParsedEvent::ignored(IgnoreReason::NoTag, subject)]);
     };
-    let image = ImageRef::parse(tagged).map_err(|e| {
-        data_field.malformed(format!(
-            "tag {tagged:?} is not a valid image reference: {e}"
-        ))
-    })?;
+    let image = ImageRef::parse(tagged)
+        .map_err(|e| tag_field.malformed(format!("is not a valid image reference: {e}")))?;
     let Some(tag) = image.tag_ref().cloned() else {
         return Ok(vec![ParsedEvent::ignored(IgnoreReason::NoTag, subject)]);
     };
@@ -95,6 +108,18 @@ mod tests {
     }
 
     #[test]
+    fn an_unwrapped_push_is_the_message_alone() {
+        let body = format!(
+            r#"{{"action":"INSERT","digest":"gcr.io/p/app@{DIGEST}","tag":"gcr.io/p/app:v2"}}"#
+        );
+        let parsed = parse(&body, &json_headers()).unwrap();
+        assert_eq!(parsed.format, SourceFormat::GooglePubSub);
+        let push = only_push(&parsed);
+        assert_eq!(push.image.to_string(), "gcr.io/p/app:v2");
+        assert_eq!(push.digest.as_deref(), Some(DIGEST));
+    }
+
+    #[test]
     fn digest_only_inserts_and_deletes_are_ignored() {
         let untagged = push_of(&format!(
             r#"{{"action":"INSERT","digest":"gcr.io/p/app@{DIGEST}"}}"#
@@ -114,6 +139,10 @@ mod tests {
         let not_json = push_of("hello");
         assert!(malformed(&not_json, &json_headers()).contains("does not hold JSON"));
         let bad_ref = push_of(r#"{"action":"INSERT","tag":"GCR.io/P:1"}"#);
-        assert!(malformed(&bad_ref, &json_headers()).contains("is not a valid image reference"));
+        let message = malformed(&bad_ref, &json_headers());
+        assert!(
+            message.contains("message.data tag is not a valid image reference"),
+            "{message}"
+        );
     }
 }
