@@ -137,10 +137,15 @@ fn verify_static_authorization(headers: &HeaderMap, secret: &[u8]) -> Result<(),
     let value = header(headers, AUTHORIZATION).ok_or(SignatureError::Missing {
         header: AUTHORIZATION,
     })?;
-    if constant_time_eq(value.as_bytes(), secret) {
+    let bearer = bearer_token(headers).ok();
+    if constant_time_eq(value.as_bytes(), secret)
+        || bearer.is_some_and(|token| constant_time_eq(token.as_bytes(), secret))
+    {
         return Ok(());
     }
-    verify_bearer(headers, secret)
+    Err(SignatureError::Mismatch {
+        header: AUTHORIZATION,
+    })
 }
 
 /// A Pub/Sub push's OIDC token: its `aud` must be the secret and `iss` Google's. The
@@ -393,10 +398,16 @@ mod tests {
         let wrong = headers(&[("authorization", "not-it")]);
         assert_eq!(
             verify_signature(SourceFormat::Harbor, &wrong, b"{}", Some(SECRET)),
-            Err(SignatureError::Missing {
+            Err(SignatureError::Mismatch {
                 header: AUTHORIZATION
             }),
-            "neither the secret nor a bearer token"
+            "neither the secret nor a bearer token of it"
+        );
+        assert_eq!(
+            verify_signature(SourceFormat::Harbor, &headers(&[]), b"{}", Some(SECRET)),
+            Err(SignatureError::Missing {
+                header: AUTHORIZATION
+            })
         );
         let wrong_bearer = headers(&[("authorization", "Bearer not-it")]);
         assert_eq!(
