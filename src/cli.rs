@@ -95,6 +95,9 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Check that the daemon configured here answers GET /healthz (exit 0) or not (exit 1):
+    /// the container image's HEALTHCHECK.
+    Healthcheck,
 }
 
 #[derive(Debug, Subcommand)]
