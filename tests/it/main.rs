@@ -40,3 +40,4 @@ mod tidy;
 mod webhook;
 mod webhook_payloads;
 mod webhook_security;
+mod webhook_senders;
