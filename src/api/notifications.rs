@@ -231,7 +231,13 @@ pub async fn update(
     // A new kind alone re-reads the stored URL with it (a webhook URL becomes Slack's, …).
     let url = match (&body.url, &body.kind) {
         (Some(url), _) => Some(url.clone()),
-        (None, Some(_)) => Some(state.store.notification_url(id)?),
+        (None, Some(_)) => {
+            let stored = state.store.notification_url(id)?;
+            Some(match Destination::parse(&stored, Some(current.kind)) {
+                Ok(Destination::Http { url, .. }) => url,
+                _ => stored,
+            })
+        }
         (None, None) => None,
     };
     let destination = url
@@ -333,7 +339,11 @@ fn check_destination(
 ) -> Option<Destination> {
     let kind = kind.map(|k| errors.check("kind", k.parse::<NotificationKind>()));
     let destination = errors.check("url", Destination::parse(url, kind.flatten()))?;
-    let kind = kind?;
+    let kind = match kind {
+        Some(None) => return None,
+        Some(Some(kind)) => Some(kind),
+        None => None,
+    };
     if let Some(kind) = kind
         && kind != destination.kind()
     {
