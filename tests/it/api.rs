@@ -71,6 +71,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("put", "/api/notifications/{id}"),
     ("delete", "/api/notifications/{id}"),
     ("post", "/api/notifications/{id}/test"),
+    ("post", "/api/notifications/preview"),
     ("get", "/api/webhook-events"),
     ("post", "/api/reconcile"),
 ];

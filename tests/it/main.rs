@@ -22,6 +22,7 @@ mod health;
 mod lifecycle_api;
 mod log_injection;
 mod login_flood;
+mod notify_api;
 mod notify_channels;
 mod notify_email;
 mod notify_outbox;
