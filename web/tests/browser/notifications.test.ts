@@ -108,4 +108,23 @@ describe('notification targets', () => {
       return targets.find((t) => t.name === 'receiver')?.events;
     }).toEqual(['failure', 'rollback', 'approval_needed', 'poll_error']);
   });
+
+  it('builds a Telegram URL from the channel form', async () => {
+    await page.getByRole('button', { name: 'Add target' }).click();
+    const form = page.getByRole('form', { name: 'New notification target' });
+    await form.getByLabel('Name', { exact: true }).fill('ops-telegram');
+    await form.getByLabel('Channel').selectOption('telegram');
+    await form.getByLabel('Bot token').fill('123456:ABC-def');
+    await form.getByLabel('Chat ids').fill('-1001234, @ops');
+    expect(await form.getByLabel('URL', { exact: true }).inputValue()).toBe(
+      'telegram://123456:ABC-def@telegram?chats=-1001234,%40ops'
+    );
+    await form.getByRole('button', { name: 'Add target' }).click();
+    await form.waitFor({ state: 'detached' });
+    const item = page.getByRole('listitem').filter({ hasText: 'ops-telegram' });
+    await item.getByText('telegram', { exact: true }).waitFor();
+    // The token is sealed: no answer shows it.
+    const res = await page.request.get(url('/api/notifications'));
+    expect(await res.text()).not.toContain('ABC-def');
+  });
 });
