@@ -135,7 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         );
     }
 
-    let notifier = HttpNotifier::new(store.clone());
+    let notifier = HttpNotifier::new(store.clone(), Some(config.public_url()));
     let deployer = Deployer::new(
         store.clone(),
         engine.clone(),
@@ -151,7 +151,10 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
             "cleaned up after an unclean stop"
         );
     }
-    let poller = Arc::new(Poller::new(store.clone(), Arc::new(deployer.clone())));
+    let poller = Arc::new(
+        Poller::new(store.clone(), Arc::new(deployer.clone()))
+            .with_notifier(Arc::new(notifier.clone())),
+    );
     let intake = Intake::new(
         store.clone(),
         Arc::new(deployer.clone()),
@@ -177,6 +180,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     let addr = listener.local_addr()?;
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     tokio::spawn(crate::retention::run(store.clone(), shutdown.clone()));
+    tokio::spawn(notifier.clone().run(shutdown.clone()));
     tokio::spawn(deployer.clone().heal_loop(shutdown.clone()));
     let limits = serve::Limits {
         max_connections: config.max_connections,

@@ -240,6 +240,7 @@ impl Groups {
                 notifications::delete
             ))
             .routes(routes!(notifications::test))
+            .routes(routes!(notifications::preview))
             .routes(routes!(system::webhook_events))
             .routes(routes!(system::reconcile));
         let root_protected = OpenApiRouter::new().routes(routes!(system::metrics));

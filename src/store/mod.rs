@@ -38,7 +38,8 @@ pub use deploys::{
 };
 pub use instances::{Instance, InstanceStatus, NewInstance};
 pub use notifications::{
-    NewNotificationTarget, NotificationKind, NotificationTarget, NotificationTargetUpdate,
+    DeliveryStatus, EventKind, NewNotificationTarget, NotificationKind, NotificationTarget,
+    NotificationTargetUpdate, OutboxEntry, TargetFilter, Templates,
 };
 pub use poll_state::{PollResult, PollState, SeenTags};
 pub use projects::{
@@ -256,6 +257,7 @@ fn migrations() -> Migrations<'static> {
         )),
         M::up(include_str!("migrations/003_webhook_limits.sql")),
         M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
+        M::up(include_str!("migrations/005_notifications.sql")).foreign_key_check(),
         M::up(include_str!("migrations/008_webhook_senders.sql")),
     ])
 }

@@ -16,6 +16,7 @@ import type {
   Me,
   NotificationInput,
   NotificationTarget,
+  PreviewAnswer,
   PollState,
   Project,
   ProjectInput,
@@ -260,7 +261,9 @@ export function createClient(options: ClientOptions = {}) {
       update: (id: number, input: Partial<NotificationInput>) =>
         put<NotificationTarget>(`/api/notifications/${id}`, input),
       remove: (id: number) => del(`/api/notifications/${id}`),
-      test: (id: number) => post<TestAnswer>(`/api/notifications/${id}/test`)
+      test: (id: number) => post<TestAnswer>(`/api/notifications/${id}/test`),
+      preview: (input: { title_template?: string; body_template?: string; event?: string }) =>
+        post<PreviewAnswer>('/api/notifications/preview', input)
     }
   };
 }

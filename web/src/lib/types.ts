@@ -24,7 +24,20 @@ export type InstanceStatus = 'starting' | 'running' | 'stopping' | 'stopped' | '
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type RegistryKind = 'oci' | 'gitea' | 'dockerhub' | 'ghcr';
 export type ProxyKind = 'none' | 'npm' | 'caddy' | 'traefik';
-export type NotificationKind = 'webhook' | 'slack' | 'discord' | 'ntfy';
+export type NotificationKind =
+  | 'webhook'
+  | 'slack'
+  | 'discord'
+  | 'ntfy'
+  | 'telegram'
+  | 'gotify'
+  | 'email'
+  | 'matrix'
+  | 'pushover'
+  | 'teams'
+  | 'apprise';
+
+export type NotificationEvent = 'success' | 'failure' | 'rollback' | 'approval_needed' | 'poll_error';
 
 export interface User {
   id: number;
@@ -315,20 +328,38 @@ export interface NotificationTarget {
   name: string;
   kind: NotificationKind;
   has_url: boolean;
-  on_success: boolean;
-  on_failure: boolean;
-  on_rollback: boolean;
+  events: NotificationEvent[];
+  projects: string[];
+  stages: string[];
+  poll_error_threshold: number;
+  title_template: string | null;
+  body_template: string | null;
+  delivery: {
+    last_attempt_at: string | null;
+    last_success_at: string | null;
+    last_error: string | null;
+    pending: number;
+  };
   created_at: string;
 }
 
 export interface NotificationInput {
   name: string;
-  kind: NotificationKind;
+  /** For a plain http(s) URL: which webhook format. */
+  kind?: NotificationKind;
   /** Write-only; left out keeps the stored one. */
   url?: string;
-  on_success: boolean;
-  on_failure: boolean;
-  on_rollback: boolean;
+  events?: NotificationEvent[];
+  projects?: string[];
+  stages?: string[];
+  poll_error_threshold?: number;
+  title_template?: string;
+  body_template?: string;
+}
+
+export interface PreviewAnswer {
+  title: string;
+  body: string;
 }
 
 export interface TestAnswer {
