@@ -38,6 +38,9 @@ pub struct Config {
     /// Seconds a client has to send a request's headers, and that an idle keep-alive
     /// connection stays open.
     pub header_timeout_secs: u64,
+    /// A projects file (or folder of them) to apply at start, whenever it changes and on
+    /// SIGHUP; what it names becomes read-only in the UI and the API (managed mode).
+    pub projects: Option<PathBuf>,
     /// Password of the admin account made on first start (`DW_ADMIN_PASSWORD` only, never
     /// a file or a flag, so it does not end up in shell history or a config backup);
     /// `None` generates one and logs it once. Ignored once the account exists.
@@ -74,6 +77,7 @@ impl Default for Config {
             log_level: "info".into(),
             max_connections: crate::serve::DEFAULT_MAX_CONNECTIONS,
             header_timeout_secs: crate::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
+            projects: None,
             admin_password: None,
         }
     }
@@ -114,6 +118,10 @@ pub struct ConfigFlags {
     #[arg(long, global = true, value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// Projects file or folder to apply and keep applied (managed mode) [env: DW_PROJECTS]
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projects: Option<PathBuf>,
 }
 
 /// A configuration value that could not be used, naming the key and its source.
@@ -216,6 +224,7 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "log_format",
     "log_level",
+    "projects",
 ];
 
 #[cfg(test)]
