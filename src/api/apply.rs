@@ -26,7 +26,7 @@ use crate::projects_file::{
     self, Action, Current, CurrentProject, Desired, Document, Entry, FileError, Kind, Plan,
     SecretRef, Secrets, SourceFile, Step,
 };
-use crate::store::{ManagedKind, ManagedMarker, Store, StoreError};
+use crate::store::{ManagedKind, ManagedMarker, NewProject, Store, StoreError};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -181,14 +181,15 @@ pub async fn apply_files(
     dry_run: bool,
 ) -> Result<Plan, ApplyError> {
     let _one_at_a_time = APPLYING.lock().await;
-    let desired = Document::parse(files)
-        .and_then(|doc| doc.desired(resolve))
-        .map_err(ApplyError::Invalid)?;
+    let document = Document::parse(files).map_err(ApplyError::Invalid)?;
+    let (desired, mut errors) = document.desired(resolve);
     let current = current(&state.store, origin).map_err(ApplyError::Failed)?;
     let plan = projects_file::plan(&desired, &current, &StoreSecrets(&state.store), prune);
 
-    let mut errors = check_shapes(&desired);
-    if errors.is_empty() {
+    errors.extend(check_shapes(&desired));
+    // Run on the scratch copy even when errors were found already: every error the file
+    // has is named in one answer.
+    {
         let scratch = state.store.scratch_copy()?;
         let checking = AppState {
             store: scratch.store.clone(),
@@ -348,7 +349,23 @@ async fn carry_out(state: &AppState, step: &Step, checking: bool) -> Result<(), 
         }
         (Kind::Stage, Action::Create) => {
             let project = step.project.as_deref().unwrap_or_default();
-            let project_id = state.store.get_project_by_name(project)?.id;
+            let project_id = match state.store.get_project_by_name(project) {
+                Ok(p) => p.id,
+                // Its project failed the check (and is named for it): the stage is
+                // still checked, on a stand-in.
+                Err(StoreError::NotFound { .. }) if checking => {
+                    state
+                        .store
+                        .create_project(&NewProject {
+                            name: project.to_string(),
+                            image: "stand-in.invalid/project".into(),
+                            container_port: 80,
+                            ..NewProject::default()
+                        })?
+                        .id
+                }
+                Err(e) => return Err(e.into()),
+            };
             let _ = stages::create(s(), Path(project_id), ApiJson(parse_json(&body()?)?)).await?;
         }
         (Kind::Stage, Action::Change) => {

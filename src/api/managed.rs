@@ -7,7 +7,7 @@
 //! handlers directly — is the one way to change them.
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, OriginalUri, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -101,8 +101,13 @@ fn refusal(store: &Store, request: &Request) -> Option<ApiError> {
     let id = if *kind == ManagedKind::Settings {
         1
     } else {
-        // `/api/<resource>/<id>…`: the id is the third segment.
-        request.uri().path().split('/').nth(3)?.parse().ok()?
+        // `/api/<resource>/<id>…`: the id is the third segment (of the whole path: a
+        // nested router sees its own part of the URI).
+        let uri = request
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| request.uri(), |o| &o.0);
+        uri.path().split('/').nth(3)?.parse().ok()?
     };
     let marker = store.managed(*kind, id).ok()??;
     let what = match kind {

@@ -161,22 +161,20 @@ impl Document {
         out
     }
 
-    /// The resources the files describe, with references resolved by `resolve`.
+    /// The resources the files describe, with references resolved by `resolve`, and the
+    /// errors found on the way (a reference without a value is `null` in its body, so
+    /// the rest of the file can still be checked and every error named at once).
     pub fn desired(
         &self,
         resolve: &dyn Fn(&SecretRef) -> Option<String>,
-    ) -> Result<Desired, Vec<FileError>> {
+    ) -> (Desired, Vec<FileError>) {
         let mut desired = Desired::default();
         let mut errors = Vec::new();
         for file in &self.files {
             read_file(file, resolve, &mut desired, &mut errors);
         }
         check_unique(&desired, &mut errors);
-        if errors.is_empty() {
-            Ok(desired)
-        } else {
-            Err(errors)
-        }
+        (desired, errors)
     }
 }
 

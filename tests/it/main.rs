@@ -25,6 +25,7 @@ mod login_flood;
 mod npm_daemon;
 mod poller;
 mod poller_wake;
+mod projects_file;
 mod proxy_caddy;
 mod proxy_npm;
 mod proxy_pipeline;
