@@ -13,6 +13,7 @@ import type {
   Instance,
   LogEntry,
   LoginAnswer,
+  Managed,
   Me,
   NotificationInput,
   NotificationTarget,
@@ -261,6 +262,11 @@ export function createClient(options: ClientOptions = {}) {
         put<NotificationTarget>(`/api/notifications/${id}`, input),
       remove: (id: number) => del(`/api/notifications/${id}`),
       test: (id: number) => post<TestAnswer>(`/api/notifications/${id}/test`)
+    },
+
+    /** Which resources a projects file manages (read-only in the UI). */
+    managed: {
+      list: () => get<Managed[]>('/api/managed')
     }
   };
 }
