@@ -728,3 +728,50 @@ async fn wait_until_async<F: std::future::Future<Output = bool>>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The README's example and deploy/projects.toml pass every check the API makes.
+#[tokio::test]
+async fn the_documented_examples_apply() {
+    let app = spawn_app().await;
+    let api = app.api().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let example = readme
+        .split("<!-- projects-file-example -->\n```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- /projects-file-example -->").next())
+        .expect("the README's example block");
+    let deploy = std::fs::read_to_string(root.join("deploy/projects.toml")).unwrap();
+    for (name, content) in [
+        ("README.md", example),
+        ("deploy/projects.toml", deploy.as_str()),
+    ] {
+        let sources = vec![docker_watcher::projects_file::SourceFile {
+            name: name.into(),
+            content: content.into(),
+        }];
+        let document = docker_watcher::projects_file::Document::parse(&sources).unwrap();
+        let secrets: BTreeMap<String, String> = document
+            .references()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.key(),
+                    "https://hooks.example.com/T000/B000/secret".to_string(),
+                )
+            })
+            .collect();
+        assert!(!secrets.is_empty(), "{name} shows a secret reference");
+        let (status, body) = api
+            .post(
+                "/api/apply",
+                json!({ "files": sources, "secrets": secrets, "dry_run": true }),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(
+            steps(&body).iter().any(|s| s.starts_with("create stage")),
+            "{name}: {body}"
+        );
+    }
+}
