@@ -430,3 +430,113 @@ fn check_unique(desired: &Desired, errors: &mut Vec<FileError>) {
         each(p.stages.iter(), errors);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn source(content: &str) -> Vec<SourceFile> {
+        vec![SourceFile {
+            name: "p.toml".into(),
+            content: content.into(),
+        }]
+    }
+
+    const FILE: &str = r#"[[registries]]
+name = "ghcr"
+kind = "ghcr"
+secret = { env = "TOKEN" }
+
+[[projects]]
+name = "shop"
+image = "nginx"
+registry = "ghcr"
+container_port = 80
+env = [
+  { name = "A", value = "1" },
+  { name = "S", value = { file = "/run/secrets/s" }, secret = true },
+]
+
+  [[projects.stages]]
+  name = "dev"
+  tag_pattern = "dev-*"
+"#;
+
+    fn resolve(r: &SecretRef) -> Option<String> {
+        match r {
+            SecretRef::Env(name) if name == "TOKEN" => Some("t0k3n".into()),
+            SecretRef::File(path) if path == "/run/secrets/s" => Some("s3cret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn tables_become_api_bodies_with_references_resolved() {
+        let document = Document::parse(&source(FILE)).unwrap();
+        assert_eq!(
+            document.references(),
+            vec![
+                SecretRef::Env("TOKEN".into()),
+                SecretRef::File("/run/secrets/s".into())
+            ]
+        );
+        let (desired, errors) = document.desired(&resolve);
+        assert_eq!(errors, vec![]);
+        assert_eq!(desired.registries[0].body["secret"], json!("t0k3n"));
+        let project = &desired.projects[0];
+        assert_eq!(project.registry.as_deref(), Some("ghcr"));
+        assert!(!project.entry.body.contains_key("registry"));
+        assert!(!project.entry.body.contains_key("stages"));
+        assert_eq!(
+            project.entry.body["env"][1],
+            json!({ "name": "S", "value": "s3cret", "secret": true })
+        );
+        assert_eq!(project.stages[0].label, "projects[shop].stages[dev]");
+    }
+
+    #[test]
+    fn errors_name_the_line_of_the_field() {
+        let document = Document::parse(&source(FILE)).unwrap();
+        let (desired, errors) = document.desired(&|_| None);
+        let lines: Vec<(u32, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (4, "registries[ghcr].secret"),
+                (13, "projects[shop].env[1].value")
+            ]
+        );
+        let project = &desired.projects[0].entry;
+        assert_eq!(project.line, 6);
+        assert_eq!(project.error("container_port", "x").line, 10);
+        assert_eq!(project.error("env[0].value", "x").line, 12);
+        // A field the file does not write is named at the resource.
+        assert_eq!(project.error("health_path", "x").line, 6);
+        let stage = &desired.projects[0].stages[0];
+        assert_eq!(stage.error("tag_pattern", "x").line, 18);
+    }
+
+    #[test]
+    fn structure_errors_are_named() {
+        let errors = Document::parse(&source("[[projects]]\nname = \"a\"\nimage = \n"))
+            .err()
+            .unwrap();
+        assert_eq!(errors[0].line, 3);
+        let document = Document::parse(&source(
+            "[project]\nname = \"a\"\n\n[[registries]]\nname = \"r\"\n\n[[registries]]\nname = \"r\"\n",
+        ))
+        .unwrap();
+        let (_, errors) = document.desired(&|_| None);
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            messages[0].starts_with("p.toml:1: project: unknown section"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1]
+                .starts_with("p.toml:8: registries[r].name: r is already written in p.toml line 4"),
+            "{messages:?}"
+        );
+    }
+}

@@ -474,3 +474,130 @@ fn same_value(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projects_file::{Document, SourceFile};
+
+    struct Stored;
+
+    impl Secrets for Stored {
+        fn secret(&self, _: Kind, _: i64, field: &str) -> Option<String> {
+            (field == "secret").then(|| "old".to_string())
+        }
+        fn env(&self, _: Kind, _: i64) -> Vec<(String, String)> {
+            vec![("S".into(), "same".into())]
+        }
+    }
+
+    fn desired(content: &str) -> Desired {
+        let sources = vec![SourceFile {
+            name: "p.toml".into(),
+            content: content.into(),
+        }];
+        let (desired, errors) = Document::parse(&sources)
+            .unwrap()
+            .desired(&|_| Some("same".into()));
+        assert!(errors.is_empty(), "{errors:?}");
+        desired
+    }
+
+    fn map(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    fn current() -> Current {
+        Current {
+            registries: vec![map(
+                json!({ "id": 1, "name": "r", "kind": "oci", "base_url": "", "username": null, "has_secret": true, "insecure": false }),
+            )],
+            projects: vec![
+                CurrentProject {
+                    view: map(
+                        json!({ "id": 1, "name": "shop", "image": "docker.io/library/nginx", "registry_id": 1,
+                        "container_port": 80, "health_path": "/health", "health_interval_ms": null, "health_timeout_ms": null,
+                        "health_retries": null, "health_start_period_ms": null, "volumes": [], "network": null,
+                        "memory_bytes": null, "nano_cpus": null,
+                        "env": [{ "name": "S", "value": null, "secret": true }] }),
+                    ),
+                    stages: vec![
+                        map(
+                            json!({ "id": 1, "name": "dev", "tag_pattern": "*", "version_range": null, "auto_deploy": true,
+                            "max_instances": 1, "polling": false, "track_digest": false, "env": [], "container_port": null,
+                            "health_path": null }),
+                        ),
+                        map(json!({ "id": 2, "name": "old", "tag_pattern": "*" })),
+                    ],
+                },
+                CurrentProject {
+                    view: map(json!({ "id": 2, "name": "other" })),
+                    stages: vec![],
+                },
+            ],
+            ..Current::default()
+        }
+    }
+
+    fn words(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| format!("{:?} {} {}", s.action, s.label(), s.fields.join(",")))
+            .collect()
+    }
+
+    const FILE: &str = r#"
+[[registries]]
+name = "r"
+kind = "oci"
+secret = { env = "X" }
+
+[[projects]]
+name = "shop"
+image = "nginx"
+registry = "r"
+container_port = 80
+env = [{ name = "S", value = { env = "S" }, secret = true }]
+
+[[projects.stages]]
+name = "dev"
+"#;
+
+    #[test]
+    fn a_left_out_field_resets_and_secrets_compare_by_value() {
+        let plan = plan(&desired(FILE), &current(), &Stored, false);
+        // The registry's secret differs ("old" stored); health_path is not in the file,
+        // so it goes back to none; the image compares normalised; the secret env var is
+        // the same; "old" and "other" were never applied from here, so they stay.
+        assert_eq!(
+            words(&plan),
+            vec![
+                "Change registry r secret",
+                "Change project shop health_path"
+            ]
+        );
+        assert_eq!(plan.steps[1].body["health_path"], Value::Null);
+    }
+
+    #[test]
+    fn unnamed_resources_go_with_prune_or_when_this_origin_made_them() {
+        let mut current = current();
+        current.managed_here.insert((Kind::Stage, 2));
+        let plan = plan(&desired(FILE), &current, &Stored, false);
+        assert!(
+            words(&plan).contains(&"Delete stage shop/old ".to_string()),
+            "{:?}",
+            words(&plan)
+        );
+        assert!(!words(&plan).iter().any(|w| w.contains("other")));
+        let plan = super::plan(&desired(FILE), &current, &Stored, true);
+        assert!(
+            words(&plan).contains(&"Delete project other ".to_string()),
+            "{:?}",
+            words(&plan)
+        );
+    }
+}
