@@ -368,30 +368,34 @@ tag_pattern = "v[1"
     );
 
     // An unknown field and a TOML error are named the same way.
-    let (status, body) = api
-        .post("/api/apply", json!({ "files": [{ "name": "a.toml", "content": format!("[[projects]]\nname = \"{good}\"\nimage = \"nginx\"\ncontainer_port = 80\nimagee = \"x\"\n") }] }))
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["fields"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .any(|k| k.starts_with("a.toml:5:")),
-        "{body}"
-    );
-    let (status, body) = api
-        .post("/api/apply", json!({ "files": [{ "name": "b.toml", "content": "[[projects]]\nname = \"x\"\nimage = \n" }] }))
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["fields"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .any(|k| k.starts_with("b.toml:3:")),
-        "{body}"
-    );
+    let named_at = |file: &'static str, content: String, line: u32| {
+        let api = api.clone();
+        async move {
+            let (status, body) = api
+                .post(
+                    "/api/apply",
+                    json!({ "files": [{ "name": file, "content": content }] }),
+                )
+                .await;
+            assert_eq!(status, 422, "{body}");
+            let prefix = format!("{file}:{line}:");
+            assert!(
+                body["fields"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|k| k.starts_with(&prefix)),
+                "{prefix} in {body}"
+            );
+        }
+    };
+    named_at(
+        "a.toml",
+        format!("[[projects]]\nname = \"{good}\"\nimage = \"nginx\"\ncontainer_port = 80\nimagee = \"x\"\n"),
+        5,
+    )
+    .await;
+    named_at("b.toml", "[[projects]]\nname = \"x\"\nimage = \n".into(), 3).await;
     let (_, projects) = api.get("/api/projects").await;
     assert_eq!(projects, json!([]));
 }
