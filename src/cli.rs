@@ -95,6 +95,9 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Check that the daemon configured here answers GET /healthz (exit 0) or not (exit 1):
+    /// the container image's HEALTHCHECK.
+    Healthcheck,
     /// Apply a projects file, or a folder of them (client, admin token): shows what will
     /// be created, changed and deleted, and applies it once you confirm. Secret
     /// references (`{ env = "NAME" }`, `{ file = "/path" }`) are read here and sent.
