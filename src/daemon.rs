@@ -174,6 +174,9 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         login_limiter: Arc::new(LoginLimiter::default()),
         shutdown: shutdown.clone(),
     };
+    if let Some(path) = &config.projects {
+        crate::managed_mode::start(state.clone(), path.clone(), shutdown.clone()).await;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -116,7 +116,7 @@ pub fn add_common_errors(api: &mut OpenApi, public: &[(&str, &str)]) {
     }
 }
 
-fn error_response(description: &str) -> Response {
+pub(super) fn error_response(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content(

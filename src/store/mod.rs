@@ -14,6 +14,7 @@
 mod deploys;
 mod env;
 mod instances;
+mod managed;
 mod notifications;
 mod poll_state;
 mod projects;
@@ -37,6 +38,7 @@ pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,
 };
 pub use instances::{Instance, InstanceStatus, NewInstance};
+pub use managed::{ManagedKind, ManagedMarker, ScratchStore};
 pub use notifications::{
     DeliveryStatus, EventKind, NewNotificationTarget, NotificationKind, NotificationTarget,
     NotificationTargetUpdate, OutboxEntry, TargetFilter, Templates,
@@ -258,6 +260,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/003_webhook_limits.sql")),
         M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
         M::up(include_str!("migrations/005_notifications.sql")).foreign_key_check(),
+        M::up(include_str!("migrations/006_managed_resources.sql")),
         M::up(include_str!("migrations/008_webhook_senders.sql")),
     ])
 }

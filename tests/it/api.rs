@@ -74,6 +74,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/api/notifications/preview"),
     ("get", "/api/webhook-events"),
     ("post", "/api/reconcile"),
+    ("post", "/api/apply"),
+    ("get", "/api/export"),
+    ("get", "/api/managed"),
 ];
 
 /// Every (method, path) of the served spec.

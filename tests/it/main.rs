@@ -32,6 +32,7 @@ mod notify_outbox;
 mod npm_daemon;
 mod poller;
 mod poller_wake;
+mod projects_file;
 mod proxy_caddy;
 mod proxy_npm;
 mod proxy_pipeline;

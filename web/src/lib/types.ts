@@ -386,3 +386,15 @@ export interface WebhookEvent {
   stage_id: number | null;
   deploy_id: number | null;
 }
+
+/** A resource a projects file manages (`GET /api/managed`): read-only here. */
+export interface Managed {
+  kind: 'registry' | 'project' | 'stage' | 'notification' | 'settings';
+  id: number;
+  /** The file or folder that was applied. */
+  origin: string;
+  /** The file the resource is written in, and the line. */
+  file: string;
+  line: number;
+  applied_at: string;
+}
