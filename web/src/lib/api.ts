@@ -264,7 +264,7 @@ export function createClient(options: ClientOptions = {}) {
       remove: (id: number) => del(`/api/notifications/${id}`),
       test: (id: number) => post<TestAnswer>(`/api/notifications/${id}/test`),
       preview: (input: { title_template?: string; body_template?: string; event?: string }) =>
-        post<PreviewAnswer>('/api/notifications/preview', input),
+        post<PreviewAnswer>('/api/notifications/preview', input)
     },
 
     /** Which resources a projects file manages (read-only in the UI). */
