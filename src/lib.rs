@@ -5,6 +5,7 @@
 //! reverse proxy and kept, or rolled back. See ARCHITECTURE.md for the code map.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod notify;
 pub mod poller;
 pub mod proxy;
 pub mod registry;
+pub mod release;
 pub mod retention;
 pub mod serve;
 pub mod store;

@@ -22,6 +22,8 @@ pub enum Outcome {
     Success,
     Failed,
     RolledBack,
+    /// A deploy waits for approval (every target hears of it; `urls` links to the deploy).
+    ApprovalNeeded,
 }
 
 impl Outcome {
@@ -30,6 +32,7 @@ impl Outcome {
             Outcome::Success => target.on_success,
             Outcome::Failed => target.on_failure,
             Outcome::RolledBack => target.on_rollback,
+            Outcome::ApprovalNeeded => true,
         }
     }
 
@@ -38,6 +41,7 @@ impl Outcome {
             Outcome::Success => "deployed",
             Outcome::Failed => "failed to deploy",
             Outcome::RolledBack => "rolled back",
+            Outcome::ApprovalNeeded => "needs approval to deploy",
         }
     }
 }
@@ -61,6 +65,19 @@ pub struct DeployNotification {
 impl DeployNotification {
     /// One line for chat targets: "shop/dev: deployed dev-4f2a91 in 12.3 s".
     pub fn summary(&self) -> String {
+        if self.event == Outcome::ApprovalNeeded {
+            let mut line = format!(
+                "{}/{}: {} {}",
+                self.project,
+                self.stage,
+                self.event.verb(),
+                self.tag
+            );
+            if let Some(url) = self.urls.first() {
+                line.push_str(&format!(" — approve or reject at {url}"));
+            }
+            return line;
+        }
         let mut line = format!(
             "{}/{}: {} {} in {:.1} s",
             self.project,
@@ -206,6 +223,7 @@ async fn send(
                 Outcome::Success => ("default", "white_check_mark"),
                 Outcome::Failed => ("high", "x"),
                 Outcome::RolledBack => ("high", "leftwards_arrow_with_hook"),
+                Outcome::ApprovalNeeded => ("high", "raised_hand"),
             };
             client
                 .post(url)

@@ -19,6 +19,7 @@
 //! and translate the outcome into response types of their own (never store rows). They
 //! never hold SQL or Docker types.
 
+mod audit;
 pub mod auth;
 mod deploys;
 mod error;
@@ -31,8 +32,10 @@ mod notifications;
 mod openapi;
 mod projects;
 mod registries;
+mod release;
 pub mod scopes;
 mod settings;
+mod stage_release;
 mod stages;
 mod system;
 mod ui;
@@ -126,6 +129,10 @@ pub fn router(state: AppState) -> Router {
         public: groups.public.layer(timeout),
         protected: groups
             .protected
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                audit::record_changes,
+            ))
             .route_layer(auth.clone())
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(timeout),
@@ -229,6 +236,11 @@ impl Groups {
             .routes(routes!(deploys::deploy_tag))
             .routes(routes!(deploys::redeploy))
             .routes(routes!(deploys::rollback))
+            .routes(routes!(release::promote))
+            .routes(routes!(release::approve))
+            .routes(routes!(release::reject))
+            .routes(routes!(release::waiting))
+            .routes(routes!(audit::list))
             .routes(routes!(settings::get, settings::update))
             .routes(routes!(settings::webhook))
             .routes(routes!(settings::regenerate_webhook))

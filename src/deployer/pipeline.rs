@@ -152,7 +152,7 @@ impl Run<'_> {
             (Some(stage_domain), Some(instance_domain))
         };
         let plan = Plan {
-            image: rules::image(&project, &self.deploy.tag),
+            image: rules::deploy_image(&project, &self.deploy),
             probe_path: rules::probe_path(&project, &stage),
             project,
             stage,
@@ -700,6 +700,7 @@ impl Run<'_> {
                 Outcome::Success => "success",
                 Outcome::Failed => "failed",
                 Outcome::RolledBack => "rolled_back",
+                Outcome::ApprovalNeeded => "awaiting_approval",
             }
             .into(),
             error: failure.map(|f| f.message.clone()),
