@@ -299,3 +299,49 @@ impl Store {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::{Store, migrations};
+    use crate::crypto::{MasterKey, Sealer};
+    use crate::store::DeployStatus;
+
+    /// Migration 007 rebuilds `deploys`; with foreign keys on, dropping the old table
+    /// would have deleted every deploy's log (ON DELETE CASCADE) and unlinked instances.
+    #[test]
+    fn migrating_to_the_release_workflow_keeps_deploys_and_their_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::super::DATABASE_FILE);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            // Everything before 007 (the fifth migration in this branch).
+            migrations().to_version(&mut conn, 4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO projects (id, name, image, created_at, updated_at)
+                     VALUES (1, 'shop', 'r/shop', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                 INSERT INTO stages (id, project_id, name, created_at, updated_at)
+                     VALUES (1, 1, 'dev', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                 INSERT INTO deploys (id, project_id, stage_id, tag, trigger, status, created_at)
+                     VALUES (1, 1, 1, 'v1', 'webhook', 'success', '2026-01-01T00:00:00.000Z');
+                 INSERT INTO deploy_logs (deploy_id, at, level, step, message)
+                     VALUES (1, '2026-01-01T00:00:00.000Z', 'info', 'pull', 'pulled v1');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        let deploy = store.get_deploy(1).unwrap();
+        assert_eq!(
+            (deploy.tag.as_str(), deploy.status),
+            ("v1", DeployStatus::Success)
+        );
+        assert_eq!(
+            store.deploy_logs(1, 0).unwrap().len(),
+            1,
+            "the log survived"
+        );
+        assert!(store.get_stage(1).unwrap().release.windows.is_empty());
+    }
+}
