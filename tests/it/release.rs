@@ -481,3 +481,68 @@ async fn forward_ignores_a_lower_version_and_the_change_is_audited() {
         "admin"
     ));
 }
+
+#[tokio::test]
+async fn the_cli_promotes_with_follow_through_an_approval_given_with_approve() {
+    let s = setup(&[
+        ("dev", json!({ "tag_pattern": "v*" })),
+        (
+            "prod",
+            json!({ "promote_from": "dev", "approvals_required": 1 }),
+        ),
+    ])
+    .await;
+    s.registry
+        .push_keeping_local_tag(HEALTHY_IMAGE, &s.repository, "v1")
+        .await;
+    let dev = s.next_deploy(&s.stages[0], 0).await;
+    s.wait_status(dev["id"].as_i64().unwrap(), "success").await;
+    let created = s
+        .api
+        .create(
+            "/api/auth/tokens",
+            json!({ "name": "release-cli", "scope": "deploy" }),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap().to_string();
+    let project = s.project["name"].as_str().unwrap().to_string();
+    let cli = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_docker-watcher"));
+        command
+            .args(args)
+            .env("DW_SERVER", &s.app.address)
+            .env("DW_TOKEN", &token)
+            .stdin(std::process::Stdio::null());
+        command
+    };
+    let promote = cli(&["promote", &project, "dev", "prod", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = s.next_deploy(&s.stages[1], 0).await;
+    let id = waiting["id"].as_i64().unwrap();
+    s.wait_status(id, "awaiting_approval").await;
+    let approved = cli(&["approve", &id.to_string()]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&approved.stdout);
+    assert!(
+        approved.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert!(said.contains(&format!("deploy {id} (v1)")), "{said}");
+    let output = promote.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("from dev"), "{stderr}");
+    assert!(stdout.contains("approved by token:release-cli"), "{stdout}");
+    assert!(has(
+        &s.audit(&format!("target_id={id}")).await,
+        "deploy.approve",
+        "release-cli"
+    ));
+}
