@@ -202,14 +202,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Sets a waiting deploy's digest; approvals given for another digest stop counting.
-    pub fn set_waiting_digest(&self, id: i64, digest: Option<&str>) -> StoreResult<()> {
-        let changed = self
-            .conn()
-            .execute("UPDATE deploys SET digest = ?2 WHERE id = ?1", (id, digest))?;
-        changed_or_not_found(changed, "deploy", id)
-    }
-
     pub fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
         let conn = self.conn();
         conn.execute(

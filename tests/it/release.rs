@@ -301,8 +301,26 @@ async fn two_approvals_by_a_user_and_a_token_let_a_deploy_run_and_a_rejection_st
         .push_keeping_local_tag(SLOW_IMAGE, &s.repository, "v2")
         .await;
     let next = s.next_deploy(prod, id).await;
+    let first_v2 = next["id"].as_i64().unwrap();
+    s.wait_status(first_v2, "awaiting_approval").await;
+    let (_, approved) = s
+        .api
+        .post(&format!("/api/deploys/{first_v2}/approve"), json!({}))
+        .await;
+    assert_eq!(approved["approved_by"], json!(["user:admin"]));
+    // v2 pushed again with other content: the approvals were for other bytes, so they
+    // start over on a new deploy, and the old request is superseded.
+    s.registry
+        .push_keeping_local_tag(HEALTHY_IMAGE, &s.repository, "v2")
+        .await;
+    let next = s.next_deploy(prod, first_v2).await;
     let next_id = next["id"].as_i64().unwrap();
-    s.wait_status(next_id, "awaiting_approval").await;
+    let fresh = s.wait_status(next_id, "awaiting_approval").await;
+    assert_eq!(fresh["approved_by"], json!([]), "{fresh}");
+    assert_eq!(
+        s.api.get(&format!("/api/deploys/{first_v2}")).await.1["status"],
+        "superseded"
+    );
     let (code, rejected) = ci
         .post(&format!("/api/deploys/{next_id}/reject"), json!({}))
         .await;
