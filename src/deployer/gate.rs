@@ -448,3 +448,81 @@ pub(super) fn deploy_target(deploy: &Deploy, stage: &Stage) -> Target {
         project_id: Some(deploy.project_id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::super::fakes::Harness;
+    use super::*;
+    use crate::notify::Notifier;
+    use crate::store::{StageRelease, StageUpdate};
+    use crate::trigger::DeployTrigger;
+
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<DeployNotification>>);
+
+    impl Notifier for Recording {
+        fn notify(&self, notification: DeployNotification) {
+            self.0.lock().unwrap().push(notification);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deploy_needing_approval_waits_and_tells_the_targets_with_a_link() {
+        let h = Harness::new();
+        h.store
+            .update_stage(
+                h.stage.id,
+                &StageUpdate {
+                    release: Some(StageRelease {
+                        approvals_required: 1,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let told = Arc::new(Recording::default());
+        let deployer = Deployer::with_containers(
+            h.store.clone(),
+            h.containers.clone(),
+            h.proxy.clone(),
+            told.clone(),
+            Default::default(),
+        )
+        .unwrap();
+        deployer.set_public_url(Some("https://dw.example.test/".into()));
+        let id = deployer
+            .request_deploy(DeployRequest {
+                project_id: h.project.id,
+                stage_id: h.stage.id,
+                tag: "v1".into(),
+                digest: Some("sha256:aa".into()),
+                trigger: Trigger::Webhook,
+                detected_at: None,
+                origin: Default::default(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            h.store.get_deploy(id).unwrap().status,
+            DeployStatus::AwaitingApproval
+        );
+        assert!(deployer.is_idle(), "nothing queued");
+        let told = told.0.lock().unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].event, Outcome::ApprovalNeeded);
+        assert_eq!(
+            told[0].urls,
+            vec![format!("https://dw.example.test/deploys/{id}")]
+        );
+        assert!(
+            told[0]
+                .summary()
+                .contains("shop/dev: needs approval to deploy v1"),
+            "{}",
+            told[0].summary()
+        );
+    }
+}
