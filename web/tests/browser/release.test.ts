@@ -124,7 +124,14 @@ describe('approving a deploy in the browser', () => {
     expect(await approve.innerText()).toContain('admin');
     const update = table.locator('tr[data-action="stage.update"]');
     expect(await update.innerText()).toContain('approvals_required: 0 → 1');
-    expect(await table.locator('tr[data-action="deploy.finish"]').innerText()).toContain('success');
+    // The result is written just after the deploy's status: reload until it is there.
+    const finish = table.locator('tr[data-action="deploy.finish"]');
+    for (let i = 0; i < 50 && (await finish.count()) === 0; i++) {
+      await page.waitForTimeout(200);
+      await page.reload();
+      await table.waitFor();
+    }
+    expect(await finish.innerText()).toContain('success');
     await browser!.screenshot('audit', 'desktop');
   });
 });
