@@ -107,6 +107,23 @@ impl Setup {
         page["entries"].as_array().unwrap().clone()
     }
 
+    /// The audit entry `action` of deploy `id`, once it is written (bounded).
+    async fn audit_entry(&self, action: &str, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let entries = self
+                .audit(&format!(
+                    "action={action}&target_kind=deploy&target_id={id}"
+                ))
+                .await;
+            if let Some(entry) = entries.first() {
+                return entry.clone();
+            }
+            assert!(Instant::now() < deadline, "no {action} for deploy {id}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn token(&self, name: &str, scope: &str) -> Api {
         let created = self
             .api
@@ -233,9 +250,12 @@ async fn promotion_deploys_the_digest_dev_runs_even_after_the_tag_was_pushed_aga
     let audit = s.audit("action=deploy.").await;
     assert!(has(&audit, "deploy.promote", "admin"), "{audit:?}");
     assert!(has(&audit, "deploy.request", "webhook"), "{audit:?}");
-    assert!(audit.iter().any(|e| e["action"] == "deploy.finish"
-        && e["target_id"] == id
-        && e["detail"].as_str().unwrap().starts_with("success")));
+    // The result is written just after the deploy's final status.
+    let finish = s.audit_entry("deploy.finish", id).await;
+    assert!(
+        finish["detail"].as_str().unwrap().starts_with("success"),
+        "{finish}"
+    );
     assert_eq!(
         s.audit("action=stage.update").await[0]["after"]["auto_deploy"],
         false
@@ -382,14 +402,20 @@ async fn a_deploy_nobody_approves_in_time_expires_and_is_recorded() {
 
 #[tokio::test]
 async fn a_push_outside_the_deploy_window_waits_and_deploys_when_it_opens() {
-    let opens = chrono::Utc::now() + chrono::Duration::seconds(6);
-    let window = docker_watcher::release::window::range_from(chrono::Utc::now(), 6, 600);
-    let s = setup(&[(
-        "prod",
-        json!({ "deploy_windows": [window], "window_timezone": "UTC" }),
-    )])
-    .await;
+    let s = setup(&[("prod", json!({}))]).await;
     let prod = &s.stages[0];
+    // A window that opens 8 s from now (to the second), set once the daemon is up.
+    let now = chrono::Utc::now();
+    let opens = now + chrono::Duration::seconds(8);
+    let window = docker_watcher::release::window::range_from(now, 8, 600);
+    let (code, body) = s
+        .api
+        .put(
+            &format!("/api/stages/{}", prod["id"]),
+            json!({ "deploy_windows": [window], "window_timezone": "UTC" }),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
     s.registry
         .push_keeping_local_tag(HEALTHY_IMAGE, &s.repository, "v1")
         .await;
