@@ -434,6 +434,32 @@ async fn a_push_outside_the_deploy_window_waits_and_deploys_when_it_opens() {
     assert!(has(&audit, "deploy.schedule", "system"), "{audit:?}");
     assert!(has(&audit, "deploy.window_opened", "system"), "{audit:?}");
 
+    // With the window closed again, a manual deploy waits unless it says to go outside.
+    let later = docker_watcher::release::window::range_from(chrono::Utc::now(), 3600, 60);
+    let (code, body) = s
+        .api
+        .put(
+            &format!("/api/stages/{}", prod["id"]),
+            json!({ "deploy_windows": [later] }),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let path = format!("/api/stages/{}/deploys", prod["id"]);
+    let (_, waits) = s.api.post(&path, json!({ "tag": "v1" })).await;
+    assert_eq!(waits["status"], "scheduled", "{waits}");
+    let (code, now) = s
+        .api
+        .post(&path, json!({ "tag": "v1", "outside_window": true }))
+        .await;
+    assert_eq!(code, 202, "{now}");
+    assert_eq!(now["outside_window"], true);
+    s.wait_status(now["id"].as_i64().unwrap(), "success").await;
+    let (_, superseded) = s.api.get(&format!("/api/deploys/{}", waits["id"])).await;
+    assert_eq!(
+        superseded["status"], "superseded",
+        "the newer request replaced it"
+    );
+
     // A bad window is a 422 naming it, and nothing changes.
     let (code, body) = s
         .api
