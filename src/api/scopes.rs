@@ -54,6 +54,12 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("get", "/api/deploys", Read),
     ("get", "/api/deploys/{id}", Read),
     ("post", "/api/deploys/{id}/redeploy", Deploy),
+    // release workflow: promoting and deciding on deploys is deploy's; the log is read's.
+    ("post", "/api/stages/{id}/promote", Deploy),
+    ("post", "/api/deploys/{id}/approve", Deploy),
+    ("post", "/api/deploys/{id}/reject", Deploy),
+    ("get", "/api/deploys/waiting", Read),
+    ("get", "/api/audit", Read),
     ("get", "/api/deploys/{id}/logs", Read),
     ("get", "/api/deploys/{id}/logs/stream", Read),
     ("get", "/api/events", Read),
