@@ -70,7 +70,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("put", "/api/notifications/{id}", Admin),
     ("delete", "/api/notifications/{id}", Admin),
     ("post", "/api/notifications/{id}/test", Admin),
-    ("post", "/api/notifications/preview", Read),
+    ("post", "/api/notifications/preview", Admin),
     ("get", "/api/webhook-events", Read),
     ("post", "/api/reconcile", Admin),
 ];
