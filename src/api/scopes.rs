@@ -76,7 +76,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("put", "/api/notifications/{id}", Admin),
     ("delete", "/api/notifications/{id}", Admin),
     ("post", "/api/notifications/{id}/test", Admin),
-    ("post", "/api/notifications/preview", Read),
+    ("post", "/api/notifications/preview", Admin),
     ("get", "/api/webhook-events", Read),
     ("post", "/api/reconcile", Admin),
     // projects files: applying changes everything; the export and the markers show only
