@@ -165,6 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     tokio::spawn(crate::retention::run(store.clone(), shutdown.clone()));
     tokio::spawn(deployer.clone().heal_loop(shutdown.clone()));
+    tokio::spawn(crate::memory::release_freed_periodically(shutdown.clone()));
     let limits = serve::Limits {
         max_connections: config.max_connections,
         header_timeout: std::time::Duration::from_secs(config.header_timeout_secs),

@@ -18,6 +18,7 @@ pub mod health;
 pub mod image_ref;
 pub mod intake;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod poller;

@@ -19,6 +19,7 @@ mod faults_registry;
 mod faults_setup;
 mod faults_tags;
 mod health;
+mod health_exec;
 mod lifecycle_api;
 mod log_injection;
 mod login_flood;
