@@ -322,35 +322,23 @@ impl Poller {
         };
         for stage in &watch.stages {
             let state = states.get(&stage.id);
-            let (outcome, unchanged) = self
+            match self
                 .decide(&watch, stage, client.as_ref(), &listing, state)
-                .await;
-            poll.stages.push(outcome);
-            poll.unchanged.extend(unchanged);
+                .await
+            {
+                Decision::Done(outcome) => poll.stages.push(outcome),
+                Decision::Unchanged(outcome, seen) => {
+                    poll.unchanged.push((stage.id, seen, outcome.result));
+                    poll.stages.push(outcome);
+                }
+            }
         }
         poll
     }
 
     /// What one stage makes of the listing; a stage that saw nothing new (or took its
-    /// baseline) also returns what to save for it at the end of the cycle.
+    /// baseline) leaves what to save for it at the end of the cycle.
     async fn decide(
-        &self,
-        watch: &Watch,
-        stage: &Stage,
-        client: &dyn Registry,
-        listing: &[TagInfo],
-        state: Option<&PollState>,
-    ) -> (StageOutcome, Option<Unchanged>) {
-        match self.decide_new(watch, stage, client, listing, state).await {
-            Decision::Done(outcome) => (outcome, None),
-            Decision::Unchanged(outcome, seen) => {
-                let save = (stage.id, seen, outcome.result);
-                (outcome, Some(save))
-            }
-        }
-    }
-
-    async fn decide_new(
         &self,
         watch: &Watch,
         stage: &Stage,
