@@ -1,24 +1,43 @@
-//! Deploy benchmark: the time from a deploy request to `success` for a small image,
-//! next to the bare equivalent on the same machine in the same run (`docker pull`,
-//! `docker run`, then probing `/health` until it answers), and their ratio.
+//! The performance benchmark (`./dev bench`): every figure of issue #20 in one run, each
+//! as min/median/max, printed and written to `target/bench.json` for comparing commits.
 //!
-//! Run with `./dev bench` (or `cargo bench --bench deploy`). Needs what `./dev services`
-//! sets up: dockerd, Debian's docker-registry, the `dw-test/app:healthy` image. Everything
-//! stays on 127.0.0.1. Prints figures; asserts nothing.
+//! - push-to-serving through real Caddy vs bare `docker pull` + `docker run` + probe, for
+//!   a project with a health path, an image with its own `HEALTHCHECK --interval=30s`, and
+//!   a push arriving while the previous instance drains (back-to-back);
+//! - webhook intake (50 keep-alive connections): req/s, p50/p99, for ignored pushes and
+//!   pushes that start a deploy; webhook → deploy queued (one request at a time);
+//! - idle RSS with 100 projects after logins and the webhook load; idle CPU;
+//! - start → ready (spawn to `/healthz`), binary size;
+//! - one poll cycle at 10,000 stages over 2,500 images (see `parts/poll.rs`).
+//!
+//! The daemon is the release binary (`DW_BENCH_BIN`, default target/release/docker-watcher)
+//! as a child process; dockerd, docker-registry, caddy and the `dw-test/app` images are
+//! what `./dev services` sets up. Everything stays on 127.0.0.1. Asserts nothing beyond
+//! "it worked"; the figures are for people.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "parts/daemon.rs"]
+mod daemon;
+#[path = "parts/deploys.rs"]
+mod deploys;
+#[path = "parts/load.rs"]
+mod load;
+#[path = "parts/poll.rs"]
+mod poll;
+#[path = "parts/stats.rs"]
+mod stats;
 
-use docker_watcher::crypto::{MasterKey, Sealer};
-use docker_watcher::deployer::{DeployEvents, Deployer};
-use docker_watcher::docker::{BollardEngine, Engine, labels};
-use docker_watcher::notify::NoNotifier;
-use docker_watcher::proxy::NoProxy;
-use docker_watcher::store::{NewProject, NewStage, SettingsUpdate, Store, Trigger};
+use std::path::PathBuf;
+use std::time::Duration;
 
-const ROUNDS: usize = 5;
-const SOURCE_IMAGE: &str = "dw-test/app:healthy";
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use daemon::{Caddy, Daemon, Registry, docker, run_ok};
+use stats::Report;
+
+const HEALTHY_IMAGE: &str = "dw-test/app:healthy";
+const HEALTHCHECK_IMAGE: &str = "dw-test/app:healthcheck";
+const BASE_DOMAIN: &str = "bench.test";
 
 fn main() {
     // `cargo bench` passes --bench; test runners that list or run every target
@@ -30,275 +49,334 @@ fn main() {
     runtime.block_on(run());
 }
 
+fn rounds(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 async fn run() {
-    let docker = docker_cli();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let binary = std::env::var_os("DW_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/docker-watcher"));
+    let only = std::env::var("DW_BENCH_ONLY").unwrap_or_default();
+    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
+    let mut report = Report::default();
+    println!("docker-watcher benchmark ({})", binary.display());
+
     let registry = Registry::start();
-    let repository = format!("bench/app-{}", std::process::id());
-    let tags: Vec<String> = (0..ROUNDS * 2).map(|i| format!("v{i}")).collect();
-    for tag in &tags {
-        registry.push(docker, &repository, tag);
+    let caddy = Caddy::start();
+    let (mut daemon, first_ready) = Daemon::start(&binary).await;
+    let prefix = format!("b{}", std::process::id());
+
+    daemon
+        .call(
+            Method::PUT,
+            "/api/settings",
+            Some(json!({
+                "base_domain": BASE_DOMAIN,
+                "proxy_kind": "caddy",
+                "proxy_url": format!("http://127.0.0.1:{}", caddy.admin_port),
+                "proxy_listen": format!("127.0.0.1:{}", caddy.listen_port),
+            })),
+        )
+        .await;
+    let webhook = daemon
+        .call(Method::GET, "/api/settings/webhook", None)
+        .await;
+    let secret = webhook["url"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("webhook url")
+        .to_string();
+    let webhook_path = format!("/api/webhook/{secret}");
+    let webhook_url = format!("http://{}{webhook_path}", daemon.address());
+    let caddy_listen = format!("127.0.0.1:{}", caddy.listen_port);
+
+    // The projects: one with a health path, one whose image has its own HEALTHCHECK and
+    // no health path, one for deploy-starting webhook load, and fillers up to 100.
+    let hp = create_project(&daemon, &format!("{prefix}-hp"), &registry, Some("/health")).await;
+    let hc = create_project(&daemon, &format!("{prefix}-hc"), &registry, None).await;
+    let load_project = create_project(&daemon, &format!("{prefix}-load"), &registry, None).await;
+    for i in 0..97 {
+        create_project(&daemon, &format!("{prefix}-f{i}"), &registry, None).await;
     }
+    let domain = |project: &str| format!("stage-dev-{project}.{BASE_DOMAIN}");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).expect("store");
-    // Probe often: the benchmark measures the pipeline, not a slow default interval.
-    store
-        .update_settings(&SettingsUpdate {
-            health_interval: Some(Duration::from_millis(100)),
-            ..Default::default()
-        })
-        .expect("settings");
-    let engine: Arc<dyn Engine> = Arc::new(BollardEngine::connect(None).expect("docker"));
-    let deployer = Deployer::new(
-        store.clone(),
-        engine.clone(),
-        Arc::new(NoProxy),
-        Arc::new(NoNotifier),
-        DeployEvents::default(),
-    )
-    .expect("deployer");
-    let project = store
-        .create_project(&NewProject {
-            name: "bench".into(),
-            image: format!("127.0.0.1:{}/{repository}", registry.port),
-            container_port: 8080,
-            health_path: Some("/health".into()),
-            ..Default::default()
-        })
-        .expect("project");
-    let stage = store
-        .create_stage(&NewStage {
-            max_instances: 1,
-            ..NewStage::defaults(project.id, "dev")
-        })
-        .expect("stage");
-
-    let mut watcher = Vec::new();
-    let mut bare = Vec::new();
-    for round in 0..ROUNDS {
-        // Alternate which goes first, so neither always meets a warmer machine.
-        let (ours, theirs) = (&tags[round * 2], &tags[round * 2 + 1]);
-        let image = |tag: &str| format!("127.0.0.1:{}/{repository}:{tag}", registry.port);
-        if round % 2 == 0 {
-            watcher.push(deploy_once(&deployer, &store, stage.id, ours).await);
-            bare.push(bare_once(docker, &image(theirs)).await);
-        } else {
-            bare.push(bare_once(docker, &image(theirs)).await);
-            watcher.push(deploy_once(&deployer, &store, stage.id, ours).await);
+    if wants("deploy") {
+        let n = rounds("DW_BENCH_ROUNDS", 5);
+        println!("push-to-serving through Caddy vs bare pull+run+probe ({n} rounds)");
+        let repo = format!("bench/{prefix}-hp");
+        for i in 0..n {
+            registry.push(HEALTHY_IMAGE, &repo, &format!("v{i}"));
+            registry.push(HEALTHY_IMAGE, &repo, &format!("bare{i}"));
         }
-    }
-
-    let installation = store.installation_id().expect("installation id");
-    for container in engine
-        .list_containers(&[(labels::INSTALLATION, &installation)])
-        .await
-        .unwrap_or_default()
-    {
-        let _ = engine.remove(&container.id, true).await;
-    }
-    for tag in &tags {
-        let _ = Command::new(docker)
-            .args([
-                "rmi",
-                "-f",
-                &format!("127.0.0.1:{}/{repository}:{tag}", registry.port),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    // Where the time of the last deploy went, step by step.
-    let last = store
-        .list_recent_deploys(1)
-        .expect("deploys")
-        .pop()
-        .expect("a deploy");
-    let logs = store.deploy_logs(last.id, 0).expect("logs");
-    let start = last.created_at;
-    let mut steps = String::new();
-    for entry in &logs {
-        let offset = (entry.at - start).num_milliseconds();
-        steps.push_str(&format!(
-            "    +{offset:>5} ms  {:<13} {}\n",
-            entry.step,
-            first_line(&entry.message)
-        ));
-    }
-
-    let (w, b) = (median(&mut watcher), median(&mut bare));
-    println!("deploy benchmark, {ROUNDS} rounds each, small busybox image from a local registry");
-    println!(
-        "  docker-watcher, request → success : median {:>7.1} ms  (all: {})",
-        ms(w),
-        list(&watcher)
-    );
-    println!(
-        "  bare docker pull + run + probe    : median {:>7.1} ms  (all: {})",
-        ms(b),
-        list(&bare)
-    );
-    println!(
-        "  ratio (docker-watcher / bare)     : {:.2}",
-        w.as_secs_f64() / b.as_secs_f64()
-    );
-    println!("  the last deploy, step by step:\n{steps}");
-}
-
-async fn deploy_once(deployer: &Deployer, store: &Store, stage_id: i64, tag: &str) -> Duration {
-    let started = Instant::now();
-    let id = deployer
-        .deploy_tag(stage_id, tag, Trigger::Api)
-        .await
-        .expect("deploy request");
-    loop {
-        let deploy = store.get_deploy(id).expect("deploy");
-        if deploy.status.is_final() {
-            assert_eq!(deploy.status.as_str(), "success", "{:?}", deploy.error);
-            return started.elapsed();
+        // One deploy first, so every measured one replaces a running instance.
+        registry.push(HEALTHY_IMAGE, &repo, "warm");
+        deploys::push_to_serving(
+            &webhook_url,
+            &caddy_listen,
+            &domain(&hp),
+            &registry.image(&repo, "warm"),
+            "warm",
+        )
+        .await;
+        let (mut ours, mut bare, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let tag = format!("v{i}");
+            let (stage_domain, image) = (domain(&hp), registry.image(&repo, &tag));
+            let deploy = || {
+                deploys::push_to_serving(&webhook_url, &caddy_listen, &stage_domain, &image, &tag)
+            };
+            let bare_image = registry.image(&repo, &format!("bare{i}"));
+            // Alternate which goes first, so neither always meets a warmer machine.
+            let (o, b) = if i % 2 == 0 {
+                let o = deploy().await;
+                // Let the replaced instance's background stop pass before the bare run.
+                tokio::time::sleep(Duration::from_secs(7)).await;
+                (o, deploys::bare(&bare_image).await)
+            } else {
+                let b = deploys::bare(&bare_image).await;
+                (deploy().await, b)
+            };
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            ours.push(ms(o));
+            bare.push(ms(b));
+            ratio.push(o.as_secs_f64() / b.as_secs_f64());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        report.add("health path: push-to-serving", "ms", &ours);
+        report.add("health path: bare pull+run+probe", "ms", &bare);
+        report.add("health path: ratio", "x", &ratio);
     }
-}
 
-async fn bare_once(docker: &str, image: &str) -> Duration {
-    let started = Instant::now();
-    run_ok(docker, &["pull", "-q", image]);
-    let id = run_ok(
-        docker,
+    if wants("healthcheck") {
+        let n = rounds("DW_BENCH_HC_ROUNDS", 3);
+        println!("image with HEALTHCHECK --interval=30s, no health path ({n} rounds)");
+        let repo = format!("bench/{prefix}-hc");
+        let (mut ours, mut bare, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let tag = format!("v{i}");
+            registry.push(HEALTHCHECK_IMAGE, &repo, &tag);
+            registry.push(HEALTHCHECK_IMAGE, &repo, &format!("bare{i}"));
+            let b = deploys::bare(&registry.image(&repo, &format!("bare{i}"))).await;
+            let o = deploys::push_to_serving(
+                &webhook_url,
+                &caddy_listen,
+                &domain(&hc),
+                &registry.image(&repo, &tag),
+                &tag,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            ours.push(ms(o));
+            bare.push(ms(b));
+            ratio.push(o.as_secs_f64() / b.as_secs_f64());
+        }
+        report.add("HEALTHCHECK 30s: push-to-serving", "ms", &ours);
+        report.add("HEALTHCHECK 30s: bare pull+run+probe", "ms", &bare);
+        report.add("HEALTHCHECK 30s: ratio", "x", &ratio);
+    }
+
+    if wants("backtoback") {
+        let n = rounds("DW_BENCH_B2B_ROUNDS", 3);
+        println!("a push 3 s after the previous one went live (it still drains) ({n} rounds)");
+        let repo = format!("bench/{prefix}-hp");
+        let (mut ours, mut bare, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let (first, second, bare_tag) = (format!("a{i}"), format!("b{i}"), format!("bb{i}"));
+            for tag in [&first, &second, &bare_tag] {
+                registry.push(HEALTHY_IMAGE, &repo, tag);
+            }
+            let b = deploys::bare(&registry.image(&repo, &bare_tag)).await;
+            deploys::push_to_serving(
+                &webhook_url,
+                &caddy_listen,
+                &domain(&hp),
+                &registry.image(&repo, &first),
+                &first,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let o = deploys::push_to_serving(
+                &webhook_url,
+                &caddy_listen,
+                &domain(&hp),
+                &registry.image(&repo, &second),
+                &second,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            ours.push(ms(o));
+            bare.push(ms(b));
+            ratio.push(o.as_secs_f64() / b.as_secs_f64());
+        }
+        report.add("back-to-back: push-to-serving", "ms", &ours);
+        report.add("back-to-back: bare pull+run+probe", "ms", &bare);
+        report.add("back-to-back: ratio", "x", &ratio);
+    }
+
+    if wants("webhook") {
+        let n = rounds("DW_BENCH_LOAD_RUNS", 3);
+        let total = rounds("DW_BENCH_LOAD_REQUESTS", 20_000);
+        println!("webhook intake, {total} requests over 50 connections ({n} runs each)");
+        let ignored =
+            json!({ "image": registry.image(&format!("bench/{prefix}-nobody"), "v1") }).to_string();
+        let starting =
+            json!({ "image": registry.image(&format!("bench/{prefix}-load"), "load-1") })
+                .to_string();
+        for (label, body) in [("ignored", &ignored), ("deploy-starting", &starting)] {
+            let (mut rps, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..n {
+                let result =
+                    load::run(&daemon.address(), &webhook_path, body.as_bytes(), total, 50).await;
+                assert_eq!(
+                    result.statuses.keys().collect::<Vec<_>>(),
+                    vec![&202],
+                    "{label}: {:?}",
+                    result.statuses
+                );
+                rps.push(result.requests_per_second);
+                p50.push(result.p50_ms);
+                p99.push(result.p99_ms);
+            }
+            report.add(&format!("webhook {label}: req/s"), "req/s", &rps);
+            report.add(&format!("webhook {label}: p50"), "ms", &p50);
+            report.add(&format!("webhook {label}: p99"), "ms", &p99);
+        }
+        // One request at a time: how long until the deploy is queued and answered.
+        let mut p50 = Vec::new();
+        let mut p99 = Vec::new();
+        for run in 0..n {
+            let bodies: Vec<Vec<u8>> = (0..300)
+                .map(|i| json!({ "image": registry.image(&format!("bench/{prefix}-load"), &format!("q{run}-{i}")) }).to_string().into_bytes())
+                .collect();
+            let (mut latencies, statuses) =
+                load::sequential(&daemon.address(), &webhook_path, &bodies).await;
+            assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+            latencies.sort_by(f64::total_cmp);
+            p50.push(stats::quantile(&latencies, 0.5));
+            p99.push(stats::quantile(&latencies, 0.99));
+        }
+        report.add("webhook → deploy queued: p50", "ms", &p50);
+        report.add("webhook → deploy queued: p99", "ms", &p99);
+        let _ = load_project;
+    }
+
+    if wants("memory") {
+        println!("the daemon idle, with 100 projects, after logins and the load above");
+        // The UI's sign-ins (the daemon allows five a minute).
+        for _ in 0..3 {
+            daemon.login().await;
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let mut rss = Vec::new();
+        let cpu_before = daemon.cpu_seconds();
+        for _ in 0..5 {
+            rss.push(daemon.rss_mib());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let cpu = (daemon.cpu_seconds() - cpu_before) / 5.0 * 100.0;
+        report.add("idle RSS after logins and load", "MiB", &rss);
+        report.add_one("idle CPU", "%", cpu);
+    }
+
+    if wants("start") {
+        let n = rounds("DW_BENCH_START_RUNS", 5);
+        println!("start → ready ({n} restarts on the same data folder, 100 projects)");
+        let mut ready = vec![ms(first_ready)];
+        for _ in 0..n {
+            ready.push(ms(daemon.restart().await));
+        }
+        report.add("start → ready (first start, then restarts)", "ms", &ready);
+        let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+        report.add_one("binary size", "MB", size as f64 / 1e6);
+    }
+
+    cleanup(&prefix);
+
+    if wants("poll") {
+        let stages = rounds("DW_BENCH_POLL_STAGES", 10_000);
+        println!("poll cycle: {stages} stages over {} images", stages / 4);
+        let cycles = poll::run(&registry, stages).await;
+        report.add(&format!("poll cycle at {stages} stages"), "ms", &cycles);
+    }
+
+    let commit = run_ok(
+        "git",
         &[
-            "run",
-            "-d",
-            "-p",
-            "127.0.0.1::8080",
-            "--label",
-            "dev.docker-watcher.test=bench",
-            image,
+            "-C",
+            root.to_str().unwrap_or("."),
+            "rev-parse",
+            "--short",
+            "HEAD",
         ],
     );
-    let id = id.trim();
-    let port = run_ok(docker, &["port", id, "8080/tcp"]);
-    let port = port
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(':').next())
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let url = format!("http://127.0.0.1:{port}/health");
-    let client = reqwest::Client::new();
-    loop {
-        if let Ok(response) = client
-            .get(&url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            && response.status().is_success()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let json = report.to_json(json!({
+        "commit": commit.trim(),
+        "binary": binary.display().to_string(),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    }));
+    let out = root.join("target/bench.json");
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .expect("write bench.json");
+    println!("figures written to {}", out.display());
+}
+
+async fn create_project(
+    daemon: &Daemon,
+    name: &str,
+    registry: &Registry,
+    health_path: Option<&str>,
+) -> String {
+    let mut body = json!({
+        "name": name,
+        "image": format!("127.0.0.1:{}/bench/{name}", registry.port),
+        "container_port": 8080,
+    });
+    if let Some(path) = health_path {
+        body["health_path"] = Value::from(path);
     }
-    let elapsed = started.elapsed();
-    run_ok(docker, &["rm", "-f", id]);
-    elapsed
-}
-
-struct Registry {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("storage").display()
-            ),
+    let project = daemon.call(Method::POST, "/api/projects", Some(body)).await;
+    daemon
+        .call(
+            Method::POST,
+            &format!("/api/projects/{}/stages", project["id"]),
+            Some(json!({ "name": "dev", "auto_deploy": true, "max_instances": 1 })),
         )
-        .expect("registry config");
-        let child = Command::new("docker-registry")
-            .args(["serve", &config.display().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (run ./dev services)");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-
-    fn push(&self, docker: &str, repository: &str, tag: &str) {
-        let target = format!("127.0.0.1:{}/{repository}:{tag}", self.port);
-        run_ok(docker, &["tag", SOURCE_IMAGE, &target]);
-        run_ok(docker, &["push", &target]);
-        // Remove the local tag so both contenders really pull.
-        run_ok(docker, &["rmi", &target]);
-    }
+        .await;
+    name.to_string()
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn docker_cli() -> &'static str {
-    if std::path::Path::new("/usr/bin/docker").exists() {
-        "/usr/bin/docker"
-    } else {
-        "docker"
-    }
-}
-
-fn run_ok(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run command");
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
+/// Removes the containers the benchmark's projects left (by their project label).
+fn cleanup(prefix: &str) {
+    let ids = run_ok(
+        docker(),
+        &[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=dev.docker-watcher.managed=true",
+            "--format",
+            "{{.ID}} {{.Label \"dev.docker-watcher.project\"}}",
+        ],
     );
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
-}
-
-fn median(values: &mut [Duration]) -> Duration {
-    values.sort();
-    values[values.len() / 2]
+    for line in ids.lines() {
+        if let Some((id, project)) = line.split_once(' ')
+            && project.starts_with(&format!("{prefix}-"))
+        {
+            let _ = std::process::Command::new(docker())
+                .args(["rm", "-f", id])
+                .output();
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn list(values: &[Duration]) -> String {
-    values
-        .iter()
-        .map(|d| format!("{:.0}", ms(*d)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

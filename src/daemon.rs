@@ -186,6 +186,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     tokio::spawn(notifier.clone().run(shutdown.clone()));
     tokio::spawn(deployer.clone().heal_loop(shutdown.clone()));
     tokio::spawn(deployer.clone().release_loop(shutdown.clone()));
+    tokio::spawn(crate::memory::release_freed_periodically(shutdown.clone()));
     let limits = serve::Limits {
         max_connections: config.max_connections,
         header_timeout: std::time::Duration::from_secs(config.header_timeout_secs),

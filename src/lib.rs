@@ -21,6 +21,7 @@ pub mod image_ref;
 pub mod intake;
 pub mod logging;
 pub mod managed_mode;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod placement;

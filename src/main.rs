@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve => run_daemon(&cli.config, |config| {
+            docker_watcher::memory::tune_allocator();
             tokio::runtime::Runtime::new()
                 .map_err(anyhow::Error::from)
                 .and_then(|runtime| runtime.block_on(daemon::run(config)))

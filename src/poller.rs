@@ -7,7 +7,10 @@
 //!
 //! Rules: the first successful poll of a stage records what exists and deploys nothing; a
 //! failing registry backs off (exponential, capped) while the others keep their schedule;
-//! at most `CONCURRENCY` images are polled at once.
+//! at most `PER_REGISTRY` images of one registry are listed at once (registries in
+//! parallel). A cycle reads every poll state at once and saves the stages that saw nothing
+//! new in one transaction at its end; a new tag's state is saved before its deploy is
+//! asked for, as ever.
 //!
 //! Invariant: the poller sees registries only through `registry::Registry` and the
 //! deployer only through `trigger::DeployTrigger`.
@@ -20,12 +23,14 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::{self, Registry, RegistryConfig};
-use crate::store::{PollResult, Project, Stage, Store, Trigger};
+use crate::store::{PollResult, PollState, Project, Stage, Store, Trigger};
 use crate::tags::{PatternCache, SeenTags, TagInfo, select_new};
 use crate::trigger::{DeployRequest, DeployTrigger};
 
-/// Images polled at the same time.
-const CONCURRENCY: usize = 4;
+/// Images of one registry listed at the same time.
+const PER_REGISTRY: usize = 8;
+/// Registries polled at the same time.
+const REGISTRIES: usize = 8;
 /// First wait after a registry fails; doubles with every failure up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
@@ -81,6 +86,25 @@ struct Backoff {
     until: Instant,
 }
 
+/// A stage that saw nothing new (or took its baseline), and what to save for it.
+type Unchanged = (i64, crate::store::SeenTags, PollResult);
+
+/// What polling one image found.
+struct ImagePoll {
+    /// 1 when the tags were listed (also when that failed).
+    listed: usize,
+    stages: Vec<StageOutcome>,
+    unchanged: Vec<Unchanged>,
+}
+
+/// What one stage made of a listing.
+enum Decision {
+    /// Finished (an error, or a new tag whose state is already saved).
+    Done(StageOutcome),
+    /// Saw nothing new or took its baseline: saved at the end of the cycle.
+    Unchanged(StageOutcome, crate::store::SeenTags),
+}
+
 /// One image to list, with the stages that watch it.
 struct Watch {
     project: Project,
@@ -125,17 +149,57 @@ impl Poller {
         });
         outcome.backing_off = waiting.iter().map(|w| w.registry_key.clone()).collect();
         outcome.backing_off.dedup();
-        let results: Vec<(usize, Vec<StageOutcome>)> = futures_util::stream::iter(due)
-            .map(|watch| async move { self.poll_image(watch).await })
-            .buffer_unordered(CONCURRENCY)
+        let states = match self.store.poll_states() {
+            Ok(states) => states,
+            Err(e) => {
+                tracing::warn!("poller cannot read the poll states: {e}");
+                return outcome;
+            }
+        };
+        let mut by_registry: BTreeMap<String, Vec<Watch>> = BTreeMap::new();
+        for watch in due {
+            by_registry
+                .entry(watch.registry_key.clone())
+                .or_default()
+                .push(watch);
+        }
+        let states = &states;
+        let results: Vec<ImagePoll> = futures_util::stream::iter(by_registry.into_values())
+            .map(|watches| {
+                futures_util::stream::iter(watches)
+                    .map(move |watch| async move { self.poll_image(watch, states).await })
+                    .buffer_unordered(PER_REGISTRY)
+            })
+            .flatten_unordered(REGISTRIES)
             .collect()
             .await;
-        for (listed, stages) in results {
-            outcome.images_listed += listed;
-            outcome.stages.extend(stages);
+        let mut unchanged = Vec::new();
+        for poll in results {
+            outcome.images_listed += poll.listed;
+            outcome.stages.extend(poll.stages);
+            unchanged.extend(poll.unchanged);
         }
+        self.save_unchanged(&mut outcome.stages, unchanged);
         outcome.stages.sort_by_key(|s| s.stage_id);
         outcome
+    }
+
+    /// Saves what the stages that saw nothing new (or took their baseline) saw, in one
+    /// transaction. Unsaved, a baseline is taken again next cycle (the stage reports the
+    /// error); an unsaved "no change" only leaves the previous state.
+    fn save_unchanged(&self, stages: &mut [StageOutcome], polls: Vec<Unchanged>) {
+        if polls.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.record_polls(&polls) {
+            tracing::warn!(stages = polls.len(), "cannot save the poll states: {e}");
+            for stage in stages.iter_mut() {
+                if stage.result == PollResult::Baseline {
+                    stage.result = PollResult::Error;
+                    stage.error = Some(format!("cannot save the baseline: {e}"));
+                }
+            }
+        }
     }
 
     /// Polls on the schedule from settings (re-read every cycle: a cron expression, or
@@ -179,7 +243,11 @@ impl Poller {
             .into_iter()
             .find(|w| w.project.id == project_id)
             .ok_or(PollError::NoPollingStage)?;
-        Ok(self.poll_image(watch).await.1)
+        let states = self.store.poll_states()?;
+        let poll = self.poll_image(watch, &states).await;
+        let mut stages = poll.stages;
+        self.save_unchanged(&mut stages, poll.unchanged);
+        Ok(stages)
     }
 
     fn watches(&self) -> Result<Vec<Watch>, crate::store::StoreError> {
@@ -187,9 +255,17 @@ impl Poller {
         for stage in self.store.list_polling_stages()? {
             by_project.entry(stage.project_id).or_default().push(stage);
         }
+        let mut projects: HashMap<i64, Project> = self
+            .store
+            .list_projects()?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
         let mut watches = Vec::new();
         for (project_id, stages) in by_project {
-            let project = self.store.get_project(project_id)?;
+            let Some(project) = projects.remove(&project_id) else {
+                continue;
+            };
             let (registry, repository) = registry::for_project(&self.store, &project)?;
             watches.push(Watch {
                 registry_key: format!(
@@ -207,7 +283,7 @@ impl Poller {
     }
 
     /// Lists one image's tags once and decides for each of its stages.
-    async fn poll_image(&self, watch: Watch) -> (usize, Vec<StageOutcome>) {
+    async fn poll_image(&self, watch: Watch, states: &HashMap<i64, PollState>) -> ImagePoll {
         let listing = match self.client(&watch) {
             Ok(client) => match client.list_tags(&watch.repository).await {
                 Ok(listing) => Ok((client, listing)),
@@ -241,32 +317,53 @@ impl Poller {
                         }
                     })
                     .collect();
-                return (1, stages);
+                return ImagePoll {
+                    listed: 1,
+                    stages,
+                    unchanged: Vec::new(),
+                };
             }
         };
-        let mut outcomes = Vec::new();
+        let mut poll = ImagePoll {
+            listed: 1,
+            stages: Vec::new(),
+            unchanged: Vec::new(),
+        };
         for stage in &watch.stages {
-            outcomes.push(self.decide(&watch, stage, client.as_ref(), &listing).await);
+            let state = states.get(&stage.id);
+            match self
+                .decide(&watch, stage, client.as_ref(), &listing, state)
+                .await
+            {
+                Decision::Done(outcome) => poll.stages.push(outcome),
+                Decision::Unchanged(outcome, seen) => {
+                    poll.unchanged.push((stage.id, seen, outcome.result));
+                    poll.stages.push(outcome);
+                }
+            }
         }
-        (1, outcomes)
+        poll
     }
 
+    /// What one stage makes of the listing; a stage that saw nothing new (or took its
+    /// baseline) leaves what to save for it at the end of the cycle.
     async fn decide(
         &self,
         watch: &Watch,
         stage: &Stage,
         client: &dyn Registry,
         listing: &[TagInfo],
-    ) -> StageOutcome {
+        state: Option<&PollState>,
+    ) -> Decision {
         let error = |message: String| {
             self.note_poll_error(&watch.project, stage, &message);
-            StageOutcome {
+            Decision::Done(StageOutcome {
                 stage_id: stage.id,
                 result: PollResult::Error,
                 new_tag: None,
                 deploy_id: None,
                 error: Some(message),
-            }
+            })
         };
         let pattern =
             match PatternCache::shared().get(&stage.tag_pattern, stage.version_range.as_deref()) {
@@ -286,45 +383,30 @@ impl Poller {
                 }
             }
         }
-        let state = match self.store.get_poll_state(stage.id) {
-            Ok(state) => state,
-            Err(e) => return error(e.to_string()),
-        };
         let now_seen = SeenTags::from_listing(&listing, &pattern);
-        let baseline_done = state.as_ref().is_some_and(|s| s.baseline_at.is_some());
+        let baseline_done = state.is_some_and(|s| s.baseline_at.is_some());
+        let unchanged = |result: PollResult| {
+            Decision::Unchanged(
+                StageOutcome {
+                    stage_id: stage.id,
+                    result,
+                    new_tag: None,
+                    deploy_id: None,
+                    error: None,
+                },
+                to_store(&now_seen),
+            )
+        };
         if !baseline_done {
-            // Unsaved, the next cycle takes the baseline again: nothing is deployed either way.
-            if let Err(e) =
-                self.store
-                    .record_poll(stage.id, &to_store(&now_seen), PollResult::Baseline, None)
-            {
-                return error(format!("cannot save the baseline: {e}"));
-            }
-            return StageOutcome {
-                stage_id: stage.id,
-                result: PollResult::Baseline,
-                new_tag: None,
-                deploy_id: None,
-                error: None,
-            };
+            // Saved at the end of the cycle; unsaved, the next cycle takes the baseline
+            // again: nothing is deployed either way.
+            return unchanged(PollResult::Baseline);
         }
         let seen: SeenTags = state
-            .map(|s| s.seen.into_iter().collect())
+            .map(|s| s.seen.clone().into_iter().collect())
             .unwrap_or_default();
         let Some(selection) = select_new(&listing, &seen, &pattern) else {
-            if let Err(e) =
-                self.store
-                    .record_poll(stage.id, &to_store(&now_seen), PollResult::NoChange, None)
-            {
-                tracing::warn!(stage_id = stage.id, "cannot save the poll state: {e}");
-            }
-            return StageOutcome {
-                stage_id: stage.id,
-                result: PollResult::NoChange,
-                new_tag: None,
-                deploy_id: None,
-                error: None,
-            };
+            return unchanged(PollResult::NoChange);
         };
         // What was seen is saved before the deploy is asked for: a state that cannot be
         // saved would make the next cycle find (and deploy) the same tag again. Nothing is
@@ -395,13 +477,13 @@ impl Poller {
             }
         }
         tracing::info!(image = %watch.project.image, stage = %stage.name, tag = %selection.tag, deploy_id, "new tag found by polling");
-        StageOutcome {
+        Decision::Done(StageOutcome {
             stage_id: stage.id,
             result: PollResult::NewTag,
             new_tag: Some(selection.tag),
             deploy_id,
             error: None,
-        }
+        })
     }
 
     fn client(&self, watch: &Watch) -> Result<Arc<dyn Registry>, String> {

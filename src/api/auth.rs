@@ -219,12 +219,7 @@ fn hash_queue() -> &'static Mutex<std::sync::mpsc::Sender<HashJob>> {
 /// good. Trimming after each hash (a few ms, on the hashing thread, never on the async
 /// workers) brings it back to its idle figure.
 fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers
-    // and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::memory::release_freed();
 }
 
 impl LoginLimiter {

@@ -237,6 +237,7 @@ impl Containers for FakeContainers {
             loopback_port: ports.values().next().copied(),
             loopback_ports: ports,
             networks: Vec::new(),
+            healthcheck: None,
         })
     }
 

@@ -389,10 +389,13 @@ impl Run<'_> {
             .await
             .map_err(|e| e.to_string())
             .map_err(fail("health_check"))?;
-        let probe = rules::probe(
-            plan.probe_path.as_deref(),
-            upstream(&plan.reach, &info, plan.container_port).as_ref(),
-            info.state.health.is_some(),
+        let probe = health::by_exec(
+            rules::probe(
+                plan.probe_path.as_deref(),
+                upstream(&plan.reach, &info, plan.container_port).as_ref(),
+                info.state.health.is_some(),
+            ),
+            &info,
         );
         self.log(
             LogLevel::Info,

@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, OnceCell};
 use super::convert;
 use super::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError,
-    EngineVersion, ImageInfo, PullProgress, RegistryAuth,
+    EngineVersion, ExecOutput, ImageInfo, PullProgress, RegistryAuth,
 };
 use crate::errors::error_chain;
 
@@ -36,6 +36,12 @@ use crate::errors::error_chain;
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 /// How long one request may wait for the daemon's answer (headers; streams run on).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How much of an exec's output is kept (the end of it).
+const EXEC_OUTPUT_LIMIT: usize = 4096;
+/// How long a version answer is reused: `/healthz` asks on every call (load balancers,
+/// uptime checks, the start-up probe), and Docker takes tens of milliseconds to answer
+/// under load. A failure is never reused, so "unreachable" shows at once.
+const VERSION_FRESH: Duration = Duration::from_secs(1);
 
 /// An [`Engine`] talking to one Docker daemon.
 pub struct BollardEngine {
@@ -44,6 +50,8 @@ pub struct BollardEngine {
     /// Serialises `ensure_network`: daemons before API 1.44 create a second network
     /// of the same name instead of refusing.
     network_lock: Mutex<()>,
+    /// The last successful version answer and when it came.
+    version_seen: std::sync::Mutex<Option<(std::time::Instant, EngineVersion)>>,
 }
 
 impl BollardEngine {
@@ -72,6 +80,7 @@ impl BollardEngine {
             endpoint,
             client: OnceCell::new(),
             network_lock: Mutex::new(()),
+            version_seen: std::sync::Mutex::new(None),
         })
     }
 
@@ -134,16 +143,32 @@ impl BollardEngine {
 #[async_trait::async_trait]
 impl Engine for BollardEngine {
     async fn version(&self) -> Result<EngineVersion, EngineError> {
+        let seen = self
+            .version_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some((at, version)) = seen
+            && at.elapsed() < VERSION_FRESH
+        {
+            return Ok(version);
+        }
         let version = self
             .client()
             .await?
             .version()
             .await
             .map_err(|e| self.error(e, other))?;
-        Ok(EngineVersion {
+        let version = EngineVersion {
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
-        })
+        };
+        *self
+            .version_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), version.clone()));
+        Ok(version)
     }
 
     async fn pull(
@@ -419,6 +444,58 @@ impl Engine for BollardEngine {
             .into_iter()
             .map(convert::container_summary)
             .collect())
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        user: Option<&str>,
+    ) -> Result<ExecOutput, EngineError> {
+        let docker = self.client().await?;
+        let created = docker
+            .create_exec(
+                id.as_str(),
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(command.to_vec()),
+                    user: user.map(str::to_string),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.error(e, |status, message| any_404(id, status, message)))?;
+        let started = docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| self.error(e, |status, message| any_404(id, status, message)))?;
+        let mut output = Vec::new();
+        if let bollard::exec::StartExecResults::Attached {
+            output: mut stream, ..
+        } = started
+        {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.error(e, other))?;
+                output.extend_from_slice(chunk.as_ref());
+                // Docker keeps 4 KiB of a health check's output; so do we.
+                if output.len() > 2 * EXEC_OUTPUT_LIMIT {
+                    output.drain(..output.len() - EXEC_OUTPUT_LIMIT);
+                }
+            }
+        }
+        let inspected = docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| self.error(e, other))?;
+        let start = output.len().saturating_sub(EXEC_OUTPUT_LIMIT);
+        Ok(ExecOutput {
+            // An exec whose process could not start reports no code: treat it as failed.
+            exit_code: inspected.exit_code.unwrap_or(-1),
+            output: String::from_utf8_lossy(&output[start..])
+                .trim_end()
+                .to_string(),
+        })
     }
 }
 

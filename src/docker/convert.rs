@@ -3,6 +3,7 @@
 //! without a daemon; no I/O and no decisions beyond filling gaps Docker leaves.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary as BollardSummary,
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, ContainerSummary,
-    DockerHealth, ImageInfo, Publish, PullProgress, RestartPolicy,
+    DockerHealth, HealthTest, ImageInfo, Publish, PullProgress, RestartPolicy,
 };
 use crate::image_ref::ImageRef;
 
@@ -137,7 +138,50 @@ pub(super) fn container_info(inspect: ContainerInspectResponse) -> ContainerInfo
         loopback_port: loopback_ports.values().next().copied(),
         loopback_ports,
         networks,
+        healthcheck: health_test(
+            config.healthcheck,
+            config.shell,
+            config.user.filter(|user| !user.is_empty()),
+        ),
     }
+}
+
+/// What Docker runs as the container's health check, with its defaults (30 s interval and
+/// timeout, 3 retries); `None` for no check, `NONE`, or a test form Docker would not run.
+pub(super) fn health_test(
+    config: Option<bollard::models::HealthConfig>,
+    shell: Option<Vec<String>>,
+    user: Option<String>,
+) -> Option<HealthTest> {
+    let config = config?;
+    let test = config.test?;
+    let (kind, args) = test.split_first()?;
+    let command = match kind.as_str() {
+        "CMD" if !args.is_empty() => args.to_vec(),
+        "CMD-SHELL" if !args.is_empty() => {
+            let mut command = shell
+                .filter(|shell| !shell.is_empty())
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            command.push(args.join(" "));
+            command
+        }
+        _ => return None,
+    };
+    let nanos = |value: Option<i64>, default: Duration| match value {
+        Some(n) if n > 0 => Duration::from_nanos(n.unsigned_abs()),
+        _ => default,
+    };
+    Some(HealthTest {
+        command,
+        interval: nanos(config.interval, Duration::from_secs(30)),
+        timeout: nanos(config.timeout, Duration::from_secs(30)),
+        start_period: nanos(config.start_period, Duration::ZERO),
+        retries: match config.retries {
+            Some(n) if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
+            _ => 3,
+        },
+        user,
+    })
 }
 
 /// Our view of a listed container.
@@ -249,9 +293,53 @@ fn strip_slash(name: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use bollard::models::{ContainerConfig, ContainerState as BollardState, NetworkSettings};
+    use bollard::models::{
+        ContainerConfig, ContainerState as BollardState, HealthConfig, NetworkSettings,
+    };
 
     use super::*;
+
+    #[test]
+    fn health_tests_are_what_docker_runs_with_its_defaults() {
+        let config = |test: &[&str]| {
+            Some(HealthConfig {
+                test: Some(test.iter().map(|s| s.to_string()).collect()),
+                interval: Some(30_000_000_000),
+                ..Default::default()
+            })
+        };
+        let exec = health_test(
+            config(&["CMD", "wget", "-q", "x"]),
+            None,
+            Some("app".into()),
+        )
+        .expect("a CMD test");
+        assert_eq!(exec.command, ["wget", "-q", "x"]);
+        assert_eq!(exec.interval, Duration::from_secs(30));
+        assert_eq!(exec.timeout, Duration::from_secs(30), "Docker's default");
+        assert_eq!(exec.retries, 3, "Docker's default");
+        assert_eq!(exec.user.as_deref(), Some("app"));
+        let shell = health_test(
+            config(&["CMD-SHELL", "curl -f localhost || exit 1"]),
+            None,
+            None,
+        )
+        .expect("a shell test");
+        assert_eq!(
+            shell.command,
+            ["/bin/sh", "-c", "curl -f localhost || exit 1"]
+        );
+        let own_shell = health_test(
+            config(&["CMD-SHELL", "check"]),
+            Some(vec!["/bin/bash".into(), "-ec".into()]),
+            None,
+        )
+        .expect("a shell test");
+        assert_eq!(own_shell.command, ["/bin/bash", "-ec", "check"]);
+        assert_eq!(health_test(config(&["NONE"]), None, None), None);
+        assert_eq!(health_test(config(&[]), None, None), None);
+        assert_eq!(health_test(None, None, None), None);
+    }
 
     #[test]
     fn a_pull_names_one_tag_and_the_registry_its_credentials_are_for() {

@@ -90,6 +90,47 @@ pub trait Engine: Send + Sync {
         &self,
         label_filters: &[(&str, &str)],
     ) -> Result<Vec<ContainerSummary>, EngineError>;
+
+    /// Runs `command` in the running container `id` as `user` (the container's own user
+    /// when `None`), like `docker exec`, and waits for it to end: its exit code and the
+    /// tail of its output. The default answers that the engine cannot, so an engine
+    /// written before this method still compiles.
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        user: Option<&str>,
+    ) -> Result<ExecOutput, EngineError> {
+        let _ = (command, user);
+        Err(EngineError::Other(format!(
+            "this engine cannot run commands in containers (asked for {id})"
+        )))
+    }
+}
+
+/// How a command run with [`Engine::exec`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    /// The last few hundred bytes of its stdout and stderr, as Docker keeps for a
+    /// HEALTHCHECK.
+    pub output: String,
+}
+
+/// A container's own health check as Docker runs it (its image's HEALTHCHECK, or one
+/// given at create), with Docker's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthTest {
+    /// What Docker runs in the container: `CMD a b` is `[a, b]`; `CMD-SHELL x` is the
+    /// container's shell (by default `/bin/sh -c`) with `x`.
+    pub command: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub start_period: Duration,
+    pub retries: u32,
+    /// The user the container runs as (Docker runs the test as it); `None`: the image's
+    /// default, root.
+    pub user: Option<String>,
 }
 
 /// Why an [`Engine`] call failed, split where callers act differently.
@@ -311,6 +352,8 @@ pub struct ContainerInfo {
     pub loopback_ports: BTreeMap<u16, u16>,
     /// Names of the networks the container is attached to.
     pub networks: Vec<String>,
+    /// Its own health check, when it has one that runs a command.
+    pub healthcheck: Option<HealthTest>,
 }
 
 /// A container's run state.

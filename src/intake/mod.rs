@@ -7,13 +7,16 @@
 //! Unknown images create a project when the setting allows it, at most
 //! `auto_create_per_minute` a minute (see `autocreate`).
 //!
-//! Intake is the one place that records webhook events: a request's events in one
-//! transaction, off the async workers ([`Intake::receive`]), and requests the handler
-//! refused ([`Intake::record_rejected`]).
+//! Intake is the one place that records webhook events: a request's events together,
+//! committed with those of concurrent requests by one writer thread (`recorder`), before
+//! the request is answered ([`Intake::receive`]); and requests the handler refused
+//! ([`Intake::record_rejected`]). Which project has an image comes from the store's
+//! in-memory view of the configuration ([`Store::project_for_image`]).
 //!
 //! Invariant: no HTTP here; the webhook handler parses and calls [`Intake::receive`].
 
 mod autocreate;
+mod recorder;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,6 +93,7 @@ pub struct Intake {
     trigger: Arc<dyn DeployTrigger>,
     inspector: Arc<dyn ImageInspector>,
     creating: Arc<autocreate::Creations>,
+    recorder: Arc<recorder::Recorder>,
 }
 
 impl Intake {
@@ -99,6 +103,7 @@ impl Intake {
         inspector: Arc<dyn ImageInspector>,
     ) -> Intake {
         Intake {
+            recorder: Arc::new(recorder::Recorder::start(store.clone())),
             store,
             trigger,
             inspector,
@@ -107,8 +112,8 @@ impl Intake {
     }
 
     /// Handles every event of one request: pushes are matched (and deploys requested),
-    /// noteworthy ignored events kept; all of them are recorded in one transaction at
-    /// the end, on a blocking thread. The caller bounds the number of events.
+    /// noteworthy ignored events kept; all of them are recorded together at the end (see
+    /// `recorder`). The caller bounds the number of events.
     pub async fn receive(
         &self,
         format: SourceFormat,
@@ -209,16 +214,12 @@ impl Intake {
         }
     }
 
-    /// Writes `records` in one transaction on a blocking thread.
+    /// Writes `records` in one transaction (shared with concurrent requests').
     async fn record(&self, records: Vec<NewWebhookEvent>) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.record_webhook_events(&records))
-            .await
-            .map_err(|e| StoreError::Database(format!("recording webhook events: {e}")))??;
-        Ok(())
+        self.recorder.record(records).await
     }
 
     /// Matches one pushed `image` (which has a tag) and asks for a deploy where the rules
@@ -244,8 +245,8 @@ impl Intake {
         let (project, stages) = match known.projects.get(&name) {
             Some(found) => found.clone(),
             None => {
-                let project = match self.store.find_project_by_image(&name)? {
-                    Some(project) => project,
+                let found = match self.store.project_for_image(&name)? {
+                    Some(found) => found,
                     None => match self.auto_create(image).await? {
                         Err(reason) => {
                             outcome.reason = Some(reason);
@@ -253,12 +254,11 @@ impl Intake {
                         }
                         Ok((project, created)) => {
                             outcome.project_created = created;
-                            project
+                            let stages = Arc::new(self.store.list_stages(project.id)?);
+                            (Arc::new(project), stages)
                         }
                     },
                 };
-                let stages = Arc::new(self.store.list_stages(project.id)?);
-                let found = (Arc::new(project), stages);
                 known.projects.insert(name.clone(), found.clone());
                 found
             }

@@ -123,10 +123,14 @@ impl Store {
         let connection = Connection::open(&file.0)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.pragma_update(None, "journal_mode", "MEMORY")?;
+        // Its own cache, kept true by its own connection's writes.
+        let cache = Arc::new(super::config_cache::ConfigCache::default());
+        cache.watch(&connection)?;
         Ok(ScratchStore {
             store: Store {
                 connection: Arc::new(Mutex::new(connection)),
                 sealer: self.sealer.clone(),
+                cache,
             },
             _file: file,
         })

@@ -11,6 +11,7 @@
 //! Calls are synchronous and short (one statement or one small transaction on a local
 //! file), so async callers make them directly; the connection sits behind a mutex.
 
+mod config_cache;
 mod deploys;
 mod env;
 mod instances;
@@ -35,6 +36,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::crypto::{CryptoError, Sealer};
 
+pub use config_cache::{ProjectWithStages, WebhookView};
 pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,
 };
@@ -129,6 +131,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
     sealer: Arc<Sealer>,
+    cache: Arc<config_cache::ConfigCache>,
 }
 
 impl Store {
@@ -153,9 +156,12 @@ impl Store {
             .to_latest(&mut connection)
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        let cache = Arc::new(config_cache::ConfigCache::default());
+        cache.watch(&connection)?;
         let store = Store {
             connection: Arc::new(Mutex::new(connection)),
             sealer: Arc::new(sealer),
+            cache,
         };
         store.ensure_settings_row()?;
         Ok(store)

@@ -50,6 +50,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<PollState> {
     })
 }
 
+/// Saves what a poll saw: (stage id, seen JSON, now, result, new tag or NULL).
+const RECORD_POLL: &str = "INSERT INTO poll_state (stage_id, seen_json, baseline_at, last_polled_at, last_result, last_error, last_new_tag, consecutive_failures)
+     VALUES (?1, ?2, ?3, ?3, ?4, NULL, ?5, 0)
+     ON CONFLICT (stage_id) DO UPDATE SET seen_json = ?2, baseline_at = COALESCE(baseline_at, ?3),
+        last_polled_at = ?3, last_result = ?4,
+        last_error = NULL, last_new_tag = COALESCE(?5, last_new_tag), consecutive_failures = 0";
+
 impl Store {
     /// `None` until the stage has been polled once.
     pub fn get_poll_state(&self, stage_id: i64) -> StoreResult<Option<PollState>> {
@@ -65,6 +72,40 @@ impl Store {
     }
 
     /// Records a successful poll: the full set of tags seen and what came of it.
+    /// Every stage's poll state, by stage id: one read for a whole poll cycle.
+    pub fn poll_states(&self) -> StoreResult<std::collections::HashMap<i64, PollState>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT stage_id, seen_json, baseline_at, last_polled_at, last_result, last_error, last_new_tag,
+                    consecutive_failures FROM poll_state",
+        )?;
+        let rows = statement.query_map([], from_row)?;
+        rows.map(|row| row.map(|state| (state.stage_id, state)).map_err(Into::into))
+            .collect()
+    }
+
+    /// [`Store::record_poll`] for many stages in one transaction (a poll cycle's stages
+    /// that saw nothing new): all are saved, or none.
+    pub fn record_polls(&self, polls: &[(i64, SeenTags, PollResult)]) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(RECORD_POLL)?;
+            let at = now();
+            for (stage_id, seen, result) in polls {
+                upsert.execute((
+                    stage_id,
+                    serde_json::to_string(seen)?,
+                    &at,
+                    result.as_str(),
+                    None::<&str>,
+                ))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn record_poll(
         &self,
         stage_id: i64,
@@ -73,12 +114,14 @@ impl Store {
         new_tag: Option<&str>,
     ) -> StoreResult<()> {
         self.conn().execute(
-            "INSERT INTO poll_state (stage_id, seen_json, baseline_at, last_polled_at, last_result, last_error, last_new_tag, consecutive_failures)
-             VALUES (?1, ?2, ?3, ?3, ?4, NULL, ?5, 0)
-             ON CONFLICT (stage_id) DO UPDATE SET seen_json = ?2, baseline_at = COALESCE(baseline_at, ?3),
-                last_polled_at = ?3, last_result = ?4,
-                last_error = NULL, last_new_tag = COALESCE(?5, last_new_tag), consecutive_failures = 0",
-            (stage_id, serde_json::to_string(seen)?, now(), result.as_str(), new_tag),
+            RECORD_POLL,
+            (
+                stage_id,
+                serde_json::to_string(seen)?,
+                now(),
+                result.as_str(),
+                new_tag,
+            ),
         )?;
         Ok(())
     }

@@ -5,6 +5,8 @@
 #   slow       serves /health after $SLOW_SECONDS (default 4)
 #   crash      exits with status 3 straight away
 #   unhealthy  serves, but /health answers 404 forever
+# The images dw-test/app:healthcheck and :healthcheck-unhealthy add a HEALTHCHECK
+# (--interval=30s, wget /health) to the healthy and unhealthy modes (see Dockerfile).
 # Every mode serves /id (the container's hostname, i.e. its short id) and /tag
 # ($DW_TAG when the deployer sets it), so a test can tell which instance answered,
 # and /cgi-bin/slow: the tag after $SLOW_REQUEST_SECONDS (default 1), a request that is

@@ -20,6 +20,7 @@ mod faults_registry;
 mod faults_setup;
 mod faults_tags;
 mod health;
+mod health_exec;
 mod healthcheck_cli;
 mod image;
 mod lifecycle_api;

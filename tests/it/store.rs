@@ -597,6 +597,124 @@ fn poll_state_records_baseline_results_and_failures() {
     assert_eq!(state.consecutive_failures, 2);
 }
 
+/// What webhooks read is served from memory, and every write to the configuration is seen
+/// at once: a regenerated secret, changed settings, a new project, stage or image.
+#[test]
+fn the_webhooks_view_of_settings_and_projects_follows_every_write() {
+    let t = open_store();
+    let (first, _) = t.store.ensure_webhook_secret().unwrap();
+    let view = t.store.webhook_view().unwrap();
+    assert_eq!(view.secret.as_deref(), Some(first.as_str()));
+    assert!(
+        std::sync::Arc::ptr_eq(&view, &t.store.webhook_view().unwrap()),
+        "unchanged, it is not read again"
+    );
+    let second = t.store.regenerate_webhook_secret().unwrap();
+    assert_eq!(
+        t.store.webhook_view().unwrap().secret.as_deref(),
+        Some(second.as_str())
+    );
+    t.store
+        .update_settings(&SettingsUpdate {
+            auto_create_projects: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        t.store
+            .webhook_view()
+            .unwrap()
+            .settings
+            .auto_create_projects
+    );
+
+    let image = "127.0.0.1:5000/acme/shop";
+    assert!(t.store.project_for_image(image).unwrap().is_none());
+    let project = t.store.create_project(&new_project("shop")).unwrap();
+    let (found, stages) = t
+        .store
+        .project_for_image(image)
+        .unwrap()
+        .expect("the new project");
+    assert_eq!((found.id, stages.len()), (project.id, 0));
+    t.store
+        .create_stage(&NewStage::defaults(project.id, "dev"))
+        .unwrap();
+    let (_, stages) = t.store.project_for_image(image).unwrap().unwrap();
+    assert_eq!(stages.len(), 1, "a new stage is seen");
+    t.store
+        .update_project(
+            project.id,
+            &ProjectUpdate {
+                image: Some("127.0.0.1:5000/acme/other".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(
+        t.store.project_for_image(image).unwrap().is_none(),
+        "the old image has none"
+    );
+    assert!(
+        t.store
+            .project_for_image("127.0.0.1:5000/acme/other")
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// A poll cycle reads every state at once and saves its unchanged stages together.
+#[test]
+fn poll_states_are_read_and_saved_for_many_stages_at_once() {
+    let t = open_store();
+    let project = t.store.create_project(&new_project("shop")).unwrap();
+    let dev = t
+        .store
+        .create_stage(&NewStage::defaults(project.id, "dev"))
+        .unwrap();
+    let prod = t
+        .store
+        .create_stage(&NewStage::defaults(project.id, "prod"))
+        .unwrap();
+    assert!(t.store.poll_states().unwrap().is_empty());
+    let mut seen = SeenTags::new();
+    seen.insert("v1".into(), None);
+    t.store
+        .record_poll(dev.id, &seen, PollResult::NewTag, Some("v1"))
+        .unwrap();
+    t.store
+        .record_polls(&[
+            (dev.id, seen.clone(), PollResult::NoChange),
+            (prod.id, seen.clone(), PollResult::Baseline),
+        ])
+        .unwrap();
+    let states = t.store.poll_states().unwrap();
+    assert_eq!(states.len(), 2);
+    assert_eq!(
+        states[&dev.id],
+        t.store.get_poll_state(dev.id).unwrap().unwrap()
+    );
+    assert_eq!(states[&dev.id].last_result, Some(PollResult::NoChange));
+    assert_eq!(
+        states[&dev.id].last_new_tag.as_deref(),
+        Some("v1"),
+        "a later unchanged poll keeps the last new tag"
+    );
+    assert_eq!(states[&prod.id].seen, seen);
+    assert!(states[&prod.id].baseline_at.is_some());
+    // A stage that is gone fails the whole batch: nothing of it is saved.
+    let before = t.store.poll_states().unwrap();
+    assert!(
+        t.store
+            .record_polls(&[
+                (prod.id, SeenTags::new(), PollResult::NoChange),
+                (prod.id + 1000, SeenTags::new(), PollResult::NoChange),
+            ])
+            .is_err()
+    );
+    assert_eq!(t.store.poll_states().unwrap(), before);
+}
+
 #[test]
 fn settings_single_row_and_webhook_secret() {
     let t = open_store();

@@ -27,6 +27,10 @@ pub const HEALTHY_IMAGE: &str = "dw-test/app:healthy";
 pub const SLOW_IMAGE: &str = "dw-test/app:slow";
 pub const CRASH_IMAGE: &str = "dw-test/app:crash";
 pub const UNHEALTHY_IMAGE: &str = "dw-test/app:unhealthy";
+/// The healthy app with its own `HEALTHCHECK --interval=30s` (wget /health).
+pub const HEALTHCHECK_IMAGE: &str = "dw-test/app:healthcheck";
+/// The unhealthy app (/health answers 404) with the same HEALTHCHECK.
+pub const HEALTHCHECK_UNHEALTHY_IMAGE: &str = "dw-test/app:healthcheck-unhealthy";
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
