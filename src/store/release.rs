@@ -336,4 +336,63 @@ mod tests {
         );
         assert!(store.get_stage(1).unwrap().release.windows.is_empty());
     }
+
+    #[test]
+    fn audit_entries_are_filtered_and_pruned_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        for (actor, action) in [
+            ("admin", "stage.update"),
+            ("ci", "deploy.approve"),
+            ("admin", "deploy.reject"),
+        ] {
+            store
+                .append_audit(&super::NewAuditEntry {
+                    actor_kind: Some(super::ActorKind::User),
+                    actor: actor.into(),
+                    action: action.into(),
+                    target_kind: "deploy".into(),
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let list = |filter: super::AuditFilter| {
+            store
+                .list_audit(&super::AuditFilter {
+                    limit: 10,
+                    ..filter
+                })
+                .unwrap()
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            list(super::AuditFilter {
+                action: Some("deploy.".into()),
+                ..Default::default()
+            }),
+            ["deploy.reject", "deploy.approve"]
+        );
+        assert_eq!(
+            list(super::AuditFilter {
+                actor: Some("admin".into()),
+                action: Some("stage.update".into()),
+                ..Default::default()
+            }),
+            ["stage.update"]
+        );
+        let now = chrono::Utc::now();
+        assert_eq!(
+            store.prune_audit(now - chrono::Duration::days(1)).unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .prune_audit(now + chrono::Duration::seconds(1))
+                .unwrap(),
+            3
+        );
+        assert!(list(super::AuditFilter::default()).is_empty());
+    }
 }
