@@ -90,6 +90,13 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         Ok(v) => tracing::info!(version = %v.version, api = %v.api_version, "connected to docker"),
         Err(e) => tracing::warn!("docker is unreachable, will keep trying: {e}"),
     }
+    crate::placement::settle(
+        config.placement,
+        config.network.as_deref(),
+        engine.as_ref(),
+        &store,
+    )
+    .await;
 
     crate::metrics::install();
     match api::ensure_admin(&store, config.admin_password.as_ref().map(|p| p.0.as_str()))
@@ -108,6 +115,12 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         None => {}
     }
 
+    if config.public_url.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            "DW_PUBLIC_URL is not set, so the webhook URL below names {}, which registries cannot reach: set DW_PUBLIC_URL to the address they reach docker-watcher under (e.g. https://deploy.example.com)",
+            config.public_url()
+        );
+    }
     let (secret, generated) = store.ensure_webhook_secret()?;
     if generated {
         // Shown once, like a generated password: the registry needs the full URL.
@@ -122,7 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         );
     }
 
-    let notifier = HttpNotifier::new(store.clone());
+    let notifier = HttpNotifier::new(store.clone(), Some(config.public_url()));
     let deployer = Deployer::new(
         store.clone(),
         engine.clone(),
@@ -138,7 +151,10 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
             "cleaned up after an unclean stop"
         );
     }
-    let poller = Arc::new(Poller::new(store.clone(), Arc::new(deployer.clone())));
+    let poller = Arc::new(
+        Poller::new(store.clone(), Arc::new(deployer.clone()))
+            .with_notifier(Arc::new(notifier.clone())),
+    );
     let intake = Intake::new(
         store.clone(),
         Arc::new(deployer.clone()),
@@ -158,14 +174,17 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         login_limiter: Arc::new(LoginLimiter::default()),
         shutdown: shutdown.clone(),
     };
+    if let Some(path) = &config.projects {
+        crate::managed_mode::start(state.clone(), path.clone(), shutdown.clone()).await;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     tokio::spawn(crate::retention::run(store.clone(), shutdown.clone()));
+    tokio::spawn(notifier.clone().run(shutdown.clone()));
     tokio::spawn(deployer.clone().heal_loop(shutdown.clone()));
-    deployer.set_public_url(Some(config.public_url()));
     tokio::spawn(deployer.clone().release_loop(shutdown.clone()));
     let limits = serve::Limits {
         max_connections: config.max_connections,

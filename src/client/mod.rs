@@ -5,6 +5,7 @@
 //! keeps working against a daemon of another version as long as the fields it reads stay.
 //! Exit codes: 0 done, 1 the request failed, 3 a followed deploy did not succeed.
 
+mod apply;
 mod sse;
 
 use std::io::Write;
@@ -48,7 +49,7 @@ pub fn run(command: Command) -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve | Command::RotateKey => bail!("not a client command"),
+        Command::Serve | Command::RotateKey | Command::Healthcheck => bail!("not a client command"),
         Command::Projects { server } => {
             let client = Client::new(&server)?;
             for p in client.projects().await? {
@@ -188,6 +189,20 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply {
+            path,
+            yes,
+            prune,
+            server,
+        } => apply::apply(&Client::new(&server)?, &path, prune, !yes).await,
+        Command::Diff {
+            path,
+            prune,
+            server,
+        } => apply::diff(&Client::new(&server)?, &path, prune).await,
+        Command::Export { output, server } => {
+            apply::export(&Client::new(&server)?, output.as_deref()).await
         }
         Command::Promote {
             project,

@@ -13,7 +13,7 @@
 use chrono::Utc;
 
 use crate::audit::{self, Actor, Target};
-use crate::notify::{DeployNotification, Outcome};
+use crate::notify::Notification;
 use crate::release::Windows;
 use crate::store::{
     Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError, Trigger,
@@ -386,9 +386,8 @@ impl Deployer {
         Ok(waiting)
     }
 
-    /// Tells the notification targets a deploy waits for approval, with a link to it.
-    /// (The one place that sends it: switch it to the notify module's `approval_needed`
-    /// event when that exists.)
+    /// Tells the notification targets a deploy waits for approval; the notifier adds the
+    /// link to the deploy's page.
     fn notify_approval_needed(&self, deploy: &Deploy, stage: &Stage) {
         let project = self
             .inner
@@ -396,23 +395,10 @@ impl Deployer {
             .get_project(deploy.project_id)
             .map(|p| p.name)
             .unwrap_or_default();
-        let link = self
-            .inner
-            .public_url()
-            .map(|base| format!("{}/deploys/{}", base.trim_end_matches('/'), deploy.id));
-        self.inner.notifier.notify(DeployNotification {
-            event: Outcome::ApprovalNeeded,
-            project,
-            stage: stage.name.clone(),
-            tag: deploy.tag.clone(),
-            digest: deploy.digest.clone(),
-            status: DeployStatus::AwaitingApproval.as_str().into(),
-            error: None,
-            failed_step: None,
-            deploy_id: deploy.id,
-            duration_ms: 0,
-            urls: link.into_iter().collect(),
-        });
+        let mut notification =
+            Notification::approval_needed(&project, &stage.name, &deploy.tag, deploy.id);
+        notification.digest = deploy.digest.clone();
+        self.inner.notifier.notify(notification);
     }
 }
 
@@ -455,21 +441,21 @@ mod tests {
 
     use super::super::fakes::Harness;
     use super::*;
-    use crate::notify::Notifier;
+    use crate::notify::{EventKind, Notifier};
     use crate::store::{StageRelease, StageUpdate};
     use crate::trigger::DeployTrigger;
 
     #[derive(Default)]
-    struct Recording(Mutex<Vec<DeployNotification>>);
+    struct Recording(Mutex<Vec<Notification>>);
 
     impl Notifier for Recording {
-        fn notify(&self, notification: DeployNotification) {
+        fn notify(&self, notification: Notification) {
             self.0.lock().unwrap().push(notification);
         }
     }
 
     #[tokio::test]
-    async fn a_deploy_needing_approval_waits_and_tells_the_targets_with_a_link() {
+    async fn a_deploy_needing_approval_waits_and_tells_the_targets_which_deploy() {
         let h = Harness::new();
         h.store
             .update_stage(
@@ -492,7 +478,6 @@ mod tests {
             Default::default(),
         )
         .unwrap();
-        deployer.set_public_url(Some("https://dw.example.test/".into()));
         let id = deployer
             .request_deploy(DeployRequest {
                 project_id: h.project.id,
@@ -512,17 +497,21 @@ mod tests {
         assert!(deployer.is_idle(), "nothing queued");
         let told = told.0.lock().unwrap();
         assert_eq!(told.len(), 1);
-        assert_eq!(told[0].event, Outcome::ApprovalNeeded);
+        assert_eq!(told[0].event, EventKind::ApprovalNeeded);
         assert_eq!(
-            told[0].urls,
-            vec![format!("https://dw.example.test/deploys/{id}")]
+            told[0].deploy_id,
+            Some(id),
+            "the notifier links to this deploy"
         );
-        assert!(
-            told[0]
-                .summary()
-                .contains("shop/dev: needs approval to deploy v1"),
-            "{}",
-            told[0].summary()
+        assert_eq!(told[0].digest.as_deref(), Some("sha256:aa"));
+        assert_eq!(told[0].status, "awaiting_approval");
+        assert_eq!(
+            (
+                told[0].project.as_str(),
+                told[0].stage.as_str(),
+                told[0].tag.as_str()
+            ),
+            ("shop", "dev", "v1")
         );
     }
 }

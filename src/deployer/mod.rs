@@ -13,7 +13,7 @@
 mod containers;
 mod events;
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 mod gate;
 mod images;
 mod naming;
@@ -83,8 +83,6 @@ struct Inner {
     stopping: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// How long a retired instance stays up after it left the proxy (`retire::DRAIN` unless a test set it).
     drain: std::sync::Mutex<std::time::Duration>,
-    /// The UI's address, for links in notifications (`None`: no link).
-    public_url: std::sync::Mutex<Option<String>>,
 }
 
 /// How often an idle deployer checks that Docker and the proxy still match the store.
@@ -125,7 +123,6 @@ impl Deployer {
             retiring: tokio_util::task::TaskTracker::new(),
             stopping: Default::default(),
             drain: std::sync::Mutex::new(retire::DRAIN),
-            public_url: std::sync::Mutex::new(None),
         });
         let runner = inner.clone();
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {
@@ -166,15 +163,6 @@ impl Deployer {
     /// draining make it short.
     pub fn set_drain(&self, drain: std::time::Duration) {
         *self.inner.drain.lock().unwrap_or_else(|p| p.into_inner()) = drain;
-    }
-
-    /// Sets the UI's address, so an "approval needed" notification links to the deploy.
-    pub fn set_public_url(&self, url: Option<String>) {
-        *self
-            .inner
-            .public_url
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = url;
     }
 
     /// Whether no deploy is running or waiting.
@@ -283,13 +271,6 @@ fn gate_audit_end(inner: &Inner, target: crate::audit::Target, outcome: &DeployO
 }
 
 impl Inner {
-    fn public_url(&self) -> Option<String> {
-        self.public_url
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     fn proxy(&self) -> Arc<dyn Proxy> {
         self.proxy.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
