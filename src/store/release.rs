@@ -309,7 +309,7 @@ mod tests {
         {
             let mut conn = Connection::open(&path).unwrap();
             conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-            // Everything before 007 (the fifth migration in this branch).
+            // A database from before 005-008, as an installation upgrading has it.
             migrations().to_version(&mut conn, 4).unwrap();
             conn.execute_batch(
                 "INSERT INTO projects (id, name, image, created_at, updated_at)
