@@ -309,7 +309,7 @@ mod tests {
         {
             let mut conn = Connection::open(&path).unwrap();
             conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-            // Everything before 007 (the fifth migration in this branch).
+            // A database from before 005-008, as an installation upgrading has it.
             migrations().to_version(&mut conn, 4).unwrap();
             conn.execute_batch(
                 "INSERT INTO projects (id, name, image, created_at, updated_at)
@@ -335,5 +335,64 @@ mod tests {
             "the log survived"
         );
         assert!(store.get_stage(1).unwrap().release.windows.is_empty());
+    }
+
+    #[test]
+    fn audit_entries_are_filtered_and_pruned_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        for (actor, action) in [
+            ("admin", "stage.update"),
+            ("ci", "deploy.approve"),
+            ("admin", "deploy.reject"),
+        ] {
+            store
+                .append_audit(&super::NewAuditEntry {
+                    actor_kind: Some(super::ActorKind::User),
+                    actor: actor.into(),
+                    action: action.into(),
+                    target_kind: "deploy".into(),
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let list = |filter: super::AuditFilter| {
+            store
+                .list_audit(&super::AuditFilter {
+                    limit: 10,
+                    ..filter
+                })
+                .unwrap()
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            list(super::AuditFilter {
+                action: Some("deploy.".into()),
+                ..Default::default()
+            }),
+            ["deploy.reject", "deploy.approve"]
+        );
+        assert_eq!(
+            list(super::AuditFilter {
+                actor: Some("admin".into()),
+                action: Some("stage.update".into()),
+                ..Default::default()
+            }),
+            ["stage.update"]
+        );
+        let now = chrono::Utc::now();
+        assert_eq!(
+            store.prune_audit(now - chrono::Duration::days(1)).unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .prune_audit(now + chrono::Duration::seconds(1))
+                .unwrap(),
+            3
+        );
+        assert!(list(super::AuditFilter::default()).is_empty());
     }
 }
