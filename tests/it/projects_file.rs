@@ -35,7 +35,6 @@ secret = {{ env = "REG_TOKEN" }}
 name = "{project}-team"
 kind = "webhook"
 url = {{ env = "HOOK_URL" }}
-on_success = false
 
 [[projects]]
 name = "{project}"
@@ -178,7 +177,7 @@ async fn apply_reapply_change_prune_and_export() {
         .find(|t| t["name"] == format!("{name}-team"))
         .unwrap()
         .clone();
-    assert_eq!(target["on_success"], false);
+    assert_eq!(target["kind"], "webhook");
     assert!(
         !api.seen()
             .iter()
@@ -472,7 +471,7 @@ async fn managed_resources_are_read_only_in_the_api() {
         .clone();
     assert_eq!(marker["origin"], "deploy/projects.toml");
     assert_eq!(marker["file"], "projects.toml");
-    assert_eq!(marker["line"], 16, "the [[projects]] header: {marker}");
+    assert_eq!(marker["line"], 15, "the [[projects]] header: {marker}");
     assert!(
         !managed
             .as_array()
