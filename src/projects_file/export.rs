@@ -16,7 +16,7 @@ const NOT_WRITTEN: &[&str] = &[
     "updated_at",
     "auto_created",
     "registry_id",
-    "stages",
+    "delivery",
 ];
 
 /// The file for `current`, and the environment variables its references name.
@@ -95,6 +95,9 @@ fn written(view: &Map<String, Value>, kind: Kind) -> Vec<(String, Value)> {
     view.iter()
         .filter(|(k, v)| {
             !NOT_WRITTEN.contains(&k.as_str())
+                // A project's stages are written as their own tables; a notification
+                // target's `stages` is its filter, written like any field.
+                && !(kind == Kind::Project && k == "stages")
                 && !k.starts_with("has_")
                 && !v.is_null()
                 && defaults.get(*k) != Some(*v)

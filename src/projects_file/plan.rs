@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Desired, Entry};
 use crate::image_ref::ImageRef;
+use crate::notify::Destination;
 
 /// The kinds of resource a file manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
@@ -125,9 +126,11 @@ pub(super) fn defaults_of(kind: Kind) -> Map<String, Value> {
         Kind::Registry => {
             json!({ "base_url": "", "username": null, "secret": null, "insecure": false })
         }
-        Kind::Notification => {
-            json!({ "on_success": true, "on_failure": true, "on_rollback": true })
-        }
+        Kind::Notification => json!({
+            "events": ["success", "failure", "rollback", "approval_needed"],
+            "projects": [], "stages": [], "poll_error_threshold": 3,
+            "title_template": null, "body_template": null,
+        }),
         Kind::Project => json!({
             "registry": null, "health_path": null, "health_interval_ms": null,
             "health_timeout_ms": null, "health_retries": null, "health_start_period_ms": null,
@@ -136,7 +139,9 @@ pub(super) fn defaults_of(kind: Kind) -> Map<String, Value> {
         Kind::Stage => json!({
             "tag_pattern": "*", "version_range": null, "auto_deploy": true, "max_instances": 1,
             "polling": false, "track_digest": false, "env": [], "container_port": null,
-            "health_path": null,
+            "health_path": null, "policy": "any", "prerelease": true, "promote_from": null,
+            "approvals_required": 0, "approval_timeout": 86400, "deploy_windows": [],
+            "window_timezone": "UTC",
         }),
     };
     match value {
@@ -343,6 +348,16 @@ fn delete(kind: Kind, id: i64, name: String, project: Option<String>) -> Step {
     }
 }
 
+/// A target URL as the API stores it (`Destination::to_url`), read with the target's
+/// kind for plain http(s) URLs; one that does not parse stays as typed (and differs).
+fn canonical_notification_url(url: &str, view: &Map<String, Value>) -> String {
+    let kind = view
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(|k| k.parse().ok());
+    Destination::parse(url, kind).map_or_else(|_| url.to_string(), |d| d.to_url())
+}
+
 fn with_defaults(kind: Kind, body: &Map<String, Value>) -> Map<String, Value> {
     let mut full = defaults_of(kind);
     for (k, v) in body {
@@ -401,6 +416,11 @@ impl Compare<'_> {
                 .secret(kind, id, field)
                 .filter(|s| !s.is_empty());
             let want = want.as_str().filter(|s| !s.is_empty());
+            if (kind, field) == (Kind::Notification, "url") {
+                // The store keeps a target's URL in its canonical form; the file's is as typed.
+                let want = want.map(|url| canonical_notification_url(url, view));
+                return have != want;
+            }
             return have.as_deref() != want;
         }
         match (kind, field) {
