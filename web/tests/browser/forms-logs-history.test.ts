@@ -294,4 +294,11 @@ describe('every field, live container output, deploy history', () => {
     expect(cells).toEqual(['success', 'success', crashed.status, 'success']);
     await checkAndShoot('dashboard-strip');
   });
+
+  it('has an axe check that does find a serious violation when there is one', async () => {
+    // The same check the pages pass, on a page given a field without a label.
+    await page.evaluate(() => document.querySelector('main')?.append(document.createElement('input')));
+    const found = await seriousViolations(page);
+    expect(found.some((v) => v.startsWith('label '))).toBe(true);
+  });
 });
