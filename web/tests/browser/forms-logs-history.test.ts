@@ -48,12 +48,7 @@ afterAll(async () => {
   await browser?.close().catch(() => {});
   await daemon?.removeContainers('dev.docker-watcher.project', projectName).catch((e) => console.error(e));
   await run(DOCKER, ['volume', 'rm', '-f', volume]).catch(() => {});
-  if (registry) {
-    const images = (await run(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).catch(() => ''))
-      .split('\n')
-      .filter((ref) => ref.startsWith(`${registry!.host}/`));
-    if (images.length > 0) await run(DOCKER, ['rmi', '-f', ...images]).catch(() => {});
-  }
+  await registry?.removePulledImages();
   await daemon?.stop();
   await registry?.stop();
 });

@@ -12,7 +12,6 @@ import type { Page } from 'playwright-core';
 import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
 import { startRegistry, type Registry } from './support/registry';
 import { launch, PHONE, DESKTOP, type Browser } from './support/browser';
-import { DOCKER, run } from './support/processes';
 import { seriousViolations } from './support/axe';
 
 const TEST_IMAGE = 'dw-test/app:healthy';
@@ -45,12 +44,7 @@ afterAll(async () => {
   await browser?.close().catch(() => {});
   // Everything the daemon ran for this test's project, and the images it pulled.
   await daemon?.removeContainers('dev.docker-watcher.project', projectName).catch((e) => console.error(e));
-  if (registry) {
-    const images = (await run(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).catch(() => ''))
-      .split('\n')
-      .filter((ref) => ref.startsWith(`${registry!.host}/`));
-    if (images.length > 0) await run(DOCKER, ['rmi', '-f', ...images]).catch(() => {});
-  }
+  await registry?.removePulledImages();
   await daemon?.stop();
   await registry?.stop();
 });
