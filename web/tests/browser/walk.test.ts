@@ -56,7 +56,13 @@ async function finalStatus(): Promise<string> {
   const badge = page.locator(
     '[data-testid=deploy-status] [data-status=success], [data-testid=deploy-status] [data-status=failed], [data-testid=deploy-status] [data-status=rolled_back]'
   );
-  await badge.waitFor({ timeout: 180_000 });
+  // On a timeout, say what the page and the daemon saw (CI once timed out here unexplained).
+  await badge.waitFor({ timeout: 180_000 }).catch(async (e) => {
+    const stream = await page.locator('[data-testid=stream-state]').getAttribute('data-phase').catch(() => '?');
+    console.error(`stream ${stream}; page log:\n`, await page.getByRole('log').first().innerText().catch(() => ''));
+    console.error('--- daemon log ---\n', daemon!.log().slice(-8000));
+    throw e;
+  });
   const status = (await badge.getAttribute('data-status')) ?? '';
   if (status !== 'success') {
     console.error(await page.getByRole('log').innerText(), '\n--- daemon log ---\n', daemon!.log().slice(-4000));
