@@ -263,7 +263,28 @@ describe('every field, live container output, deploy history', () => {
     expect((await deployAndWait('v2')).status).toBe('success');
     const crashed = await deployAndWait('v3');
     expect(['failed', 'rolled_back']).toContain(crashed.status);
-    expect((await deployAndWait('v1')).status).toBe('success');
+    const back = await deployAndWait('v1');
+    expect(back.status).toBe('success');
+    // A push through the webhook: its deploy has a detection time, so a push-to-serving dot.
+    await api('PUT', `/api/stages/${stageId}`, { auto_deploy: true });
+    const { url: hook } = await api<{ url: string }>('GET', '/api/settings/webhook');
+    const pushed = await fetch(hook, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ image: `${registry!.host}/${repository}:v2` })
+    });
+    expect(pushed.status).toBeLessThan(300);
+    for (;;) {
+      const { deploys } = await api<{ deploys: { id: number; finished: boolean; status: string }[] }>(
+        'GET',
+        `/api/deploys?stage_id=${stageId}&limit=1`
+      );
+      if (deploys[0].id > back.id && deploys[0].finished) {
+        expect(deploys[0].status).toBe('success');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
 
     await openProject();
     const panel = page.locator('[data-stage=dev]');
@@ -272,12 +293,14 @@ describe('every field, live container output, deploy history', () => {
     const outcomes = await chart.locator('rect[data-outcome]').evaluateAll((rects) =>
       rects.map((r) => r.getAttribute('data-outcome'))
     );
-    expect(outcomes).toEqual(['success', 'success', crashed.status, 'success']);
-    // Push-to-serving dots only for deploys a push started (these were manual).
-    expect(await chart.locator('circle').count()).toBe(0);
+    expect(outcomes).toEqual(['success', 'success', crashed.status, 'success', 'success']);
+    // A push-to-serving dot only for the deploy a push started, on its bar.
+    const dots = chart.locator('circle');
+    expect(await dots.count()).toBe(1);
+    expect(await dots.locator('title').textContent()).toMatch(new RegExp(`^#${back.id + 1} v2: serving .* after the push$`));
     const timeline = panel.getByRole('list', { name: 'Tags served by stage dev, oldest first' });
-    expect((await timeline.locator('li .tag').allInnerTexts()).map((t) => t.trim())).toEqual(['v1', 'v2', 'v1']);
-    expect(await timeline.locator('li.current .tag').innerText()).toBe('v1');
+    expect((await timeline.locator('li .tag').allInnerTexts()).map((t) => t.trim())).toEqual(['v1', 'v2', 'v1', 'v2']);
+    expect(await timeline.locator('li.current .tag').innerText()).toBe('v2');
     await checkAndShoot('deploy-history');
 
     await page.goto(url('/'));
@@ -286,7 +309,7 @@ describe('every field, live container output, deploy history', () => {
     const cells = await strip.locator('a[data-outcome]').evaluateAll((links) =>
       links.map((a) => a.getAttribute('data-outcome'))
     );
-    expect(cells).toEqual(['success', 'success', crashed.status, 'success']);
+    expect(cells).toEqual(['success', 'success', crashed.status, 'success', 'success']);
     await checkAndShoot('dashboard-strip');
   });
 
