@@ -132,6 +132,9 @@ pub enum Command {
     /// Print a shell completion script, e.g.
     /// `docker-watcher completions bash > ~/.local/share/bash-completion/completions/docker-watcher`.
     Completions { shell: clap_complete::Shell },
+    /// Check that the daemon configured here answers GET /healthz (exit 0) or not (exit 1):
+    /// the container image's HEALTHCHECK.
+    Healthcheck,
 }
 
 /// The daemon's address when neither `--server` nor `DW_SERVER` nor a login says another.

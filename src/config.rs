@@ -2,6 +2,9 @@
 //!
 //! One `Config` is read in `main` and passed down; nothing reads the environment later.
 //! A bad value is an error that names the key and where the value came from.
+//! The defaults depend on where the daemon runs ([`Placement`]): in a container it listens
+//! on `0.0.0.0:8080` and keeps its data in `/data`. Secrets come from `NAME` or, Docker
+//! secrets style, from the file `NAME_FILE` names (see [`SECRETS`]).
 //! (Installation-wide settings that the UI edits live in the store, not here.)
 
 use std::net::SocketAddr;
@@ -10,6 +13,8 @@ use std::path::PathBuf;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+
+use crate::placement::Placement;
 
 /// Prefix of every environment variable the daemon reads.
 pub const ENV_PREFIX: &str = "DW_";
@@ -38,11 +43,20 @@ pub struct Config {
     /// Seconds a client has to send a request's headers, and that an idle keep-alive
     /// connection stays open.
     pub header_timeout_secs: u64,
-    /// Password of the admin account made on first start (`DW_ADMIN_PASSWORD` only, never
-    /// a file or a flag, so it does not end up in shell history or a config backup);
-    /// `None` generates one and logs it once. Ignored once the account exists.
+    /// In a container: the Docker network deployed containers join and are reached on by
+    /// name (`DW_NETWORK`); the daemon joins it at start. `None` there means the one
+    /// network the daemon's container is on (see `placement`).
+    pub network: Option<String>,
+    /// Password of the admin account made on first start (`DW_ADMIN_PASSWORD` or the file
+    /// `DW_ADMIN_PASSWORD_FILE` names, never the config file or a flag, so it does not end
+    /// up in shell history or a config backup); `None` generates one and logs it once.
+    /// Ignored once the account exists.
     #[serde(skip)]
     pub admin_password: Option<Secret>,
+    /// Host or container (`DW_IN_CONTAINER`, set by the image): chooses the defaults and
+    /// how deployed containers are reached.
+    #[serde(skip)]
+    pub placement: Placement,
 }
 
 /// A value kept out of `Debug` output and logs.
@@ -74,7 +88,26 @@ impl Default for Config {
             log_level: "info".into(),
             max_connections: crate::serve::DEFAULT_MAX_CONNECTIONS,
             header_timeout_secs: crate::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
+            network: None,
             admin_password: None,
+            placement: Placement::Host,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults where the daemon runs: on the host 127.0.0.1:8080 and `./data`; in a
+    /// container every interface (the container's own network is the fence; publish the
+    /// port to choose who reaches it) and `/data`, the image's volume.
+    pub fn defaults_for(placement: Placement) -> Config {
+        match placement {
+            Placement::Host => Config::default(),
+            Placement::Container => Config {
+                listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+                data_dir: PathBuf::from("/data"),
+                placement: Placement::Container,
+                ..Config::default()
+            },
         }
     }
 }
@@ -86,11 +119,11 @@ pub struct ConfigFlags {
     #[arg(long, global = true, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080] [env: DW_LISTEN]
+    /// Address to listen on [default: 127.0.0.1:8080, in a container 0.0.0.0:8080] [env: DW_LISTEN]
     #[arg(long, global = true, value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// Folder for the database and key file [default: ./data] [env: DW_DATA_DIR]
+    /// Folder for the database and key file [default: ./data, in a container /data] [env: DW_DATA_DIR]
     #[arg(long, global = true, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
@@ -122,14 +155,20 @@ pub struct ConfigFlags {
 pub struct ConfigError(String);
 
 impl Config {
-    /// Layers defaults, the TOML file (from `--config` or `DW_CONFIG`), the `DW_*`
-    /// environment variables and the flags, then checks what serde cannot.
+    /// Layers defaults (for where the daemon runs), the TOML file (from `--config` or
+    /// `DW_CONFIG`), the `DW_*` environment variables and the flags, then checks what serde
+    /// cannot, then reads the [`SECRETS`].
     pub fn load(flags: &ConfigFlags) -> Result<Config, ConfigError> {
+        Config::load_for(flags, Placement::from_env())
+    }
+
+    /// [`Config::load`] with the defaults of `placement`.
+    pub fn load_for(flags: &ConfigFlags, placement: Placement) -> Result<Config, ConfigError> {
         let file = flags
             .config
             .clone()
             .or_else(|| std::env::var_os("DW_CONFIG").map(PathBuf::from));
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut figment = Figment::from(Serialized::defaults(Config::defaults_for(placement)));
         if let Some(file) = &file {
             if !file.exists() {
                 return Err(ConfigError(format!(
@@ -140,8 +179,8 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         // Only the keys we know: the CLI client's DW_SERVER and DW_TOKEN are not
-        // configuration of the daemon, and the admin password is read apart (below) so
-        // it can never come from a file.
+        // configuration of the daemon, and secrets are read apart (below) so they can
+        // never come from the config file.
         figment = figment
             .merge(Env::prefixed(ENV_PREFIX).only(ENV_KEYS))
             .merge(Serialized::globals(flags));
@@ -154,10 +193,10 @@ impl Config {
             )
         })?;
         config.validate()?;
-        config.admin_password = std::env::var(ADMIN_PASSWORD_ENV)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(Secret);
+        config.placement = placement;
+        for (name, field) in SECRETS {
+            *field(&mut config) = secret_from_env(name)?;
+        }
         Ok(config)
     }
 
@@ -198,12 +237,64 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError("data_dir must not be empty".into()));
         }
+        if self.network.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError(
+                "network must not be empty: name a Docker network or leave it unset".into(),
+            ));
+        }
         Ok(())
     }
 }
 
 /// The variable holding the first admin password.
 pub const ADMIN_PASSWORD_ENV: &str = "DW_ADMIN_PASSWORD";
+
+/// A secret of the configuration: its variable, and the field it fills.
+type SecretSetting = (&'static str, fn(&mut Config) -> &mut Option<Secret>);
+
+/// Every secret setting, read only from the environment by [`secret_from_env`]: as
+/// `NAME`, or from the file `NAME_FILE` names. A new secret setting is one more line here.
+pub const SECRETS: &[SecretSetting] = &[(ADMIN_PASSWORD_ENV, |c| &mut c.admin_password)];
+
+/// A secret from the variable `name`, or from the file the variable `<name>_FILE` names
+/// (a Docker or systemd secret): both set is an error, one trailing newline of the file
+/// is dropped, and an unreadable or empty file is an error naming the variable. An empty
+/// `name` counts as unset.
+pub fn secret_from_env(name: &str) -> Result<Option<Secret>, ConfigError> {
+    let file_var = format!("{name}_FILE");
+    let direct = std::env::var_os(name).filter(|v| !v.is_empty());
+    let file = std::env::var_os(&file_var).filter(|v| !v.is_empty());
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(ConfigError(format!(
+            "{name} and {file_var} are both set: keep one (the file is the safer place)"
+        ))),
+        (Some(value), None) => value
+            .into_string()
+            .map(|v| Some(Secret(v)))
+            .map_err(|_| ConfigError(format!("{name} is not valid UTF-8: set it to text"))),
+        (None, Some(path)) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError(format!(
+                    "cannot read {file_var} ({}): {e}; mount the secret there or unset {file_var}",
+                    path.display()
+                ))
+            })?;
+            let value = text
+                .strip_suffix('\n')
+                .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                .unwrap_or(&text);
+            if value.is_empty() {
+                return Err(ConfigError(format!(
+                    "{file_var} names {}, which is empty: write the secret into it",
+                    path.display()
+                )));
+            }
+            Ok(Some(Secret(value.to_string())))
+        }
+        (None, None) => Ok(None),
+    }
+}
 
 /// The `DW_*` variables that configure the daemon, without the prefix.
 const ENV_KEYS: &[&str] = &[
@@ -216,6 +307,7 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "log_format",
     "log_level",
+    "network",
 ];
 
 #[cfg(test)]
@@ -226,7 +318,7 @@ mod tests {
     use figment::Jail;
 
     fn load(flags: ConfigFlags) -> Result<Config, String> {
-        Config::load(&flags).map_err(|e| e.to_string())
+        Config::load_for(&flags, Placement::Host).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -299,6 +391,99 @@ mod tests {
             })
             .unwrap_err();
             assert!(err.contains("log_level"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn in_a_container_it_listens_everywhere_and_keeps_data_in_slash_data() {
+        Jail::expect_with(|jail| {
+            let config = Config::load_for(&ConfigFlags::default(), Placement::Container)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+            assert_eq!(config.data_dir, PathBuf::from("/data"));
+            assert_eq!(config.key_file(), PathBuf::from("/data/master.key"));
+            // The environment still wins over the container's defaults.
+            jail.set_env("DW_LISTEN", "127.0.0.1:9999");
+            jail.set_env("DW_NETWORK", "web");
+            let config = Config::load_for(&ConfigFlags::default(), Placement::Container)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9999");
+            assert_eq!(config.network.as_deref(), Some("web"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_secret_comes_from_its_variable_or_its_file() {
+        for (name, field) in SECRETS {
+            let file_var = format!("{name}_FILE");
+            Jail::expect_with(|jail| {
+                jail.set_env(name, "from-env");
+                let mut config = load(ConfigFlags::default())?;
+                assert_eq!(
+                    field(&mut config).as_ref().map(|s| s.0.as_str()),
+                    Some("from-env")
+                );
+                Ok(())
+            });
+            Jail::expect_with(|jail| {
+                // One trailing newline is what `echo pw > file` leaves; only that one goes.
+                jail.create_file("secret", "from file \n\n")?;
+                jail.set_env(&file_var, "secret");
+                let mut config = load(ConfigFlags::default())?;
+                assert_eq!(
+                    field(&mut config).as_ref().map(|s| s.0.as_str()),
+                    Some("from file \n")
+                );
+                jail.create_file("crlf", "pw\r\n")?;
+                jail.set_env(&file_var, "crlf");
+                let mut config = load(ConfigFlags::default())?;
+                assert_eq!(
+                    field(&mut config).as_ref().map(|s| s.0.as_str()),
+                    Some("pw")
+                );
+                Ok(())
+            });
+            Jail::expect_with(|jail| {
+                jail.create_file("secret", "pw")?;
+                jail.set_env(name, "pw");
+                jail.set_env(&file_var, "secret");
+                let err = load(ConfigFlags::default()).unwrap_err();
+                assert!(err.contains(name) && err.contains(&file_var), "{err}");
+                assert!(err.contains("both set"), "{err}");
+                Ok(())
+            });
+            Jail::expect_with(|jail| {
+                jail.set_env(&file_var, "/nonexistent/secret");
+                let err = load(ConfigFlags::default()).unwrap_err();
+                assert!(err.contains(&file_var), "{err}");
+                assert!(err.contains("/nonexistent/secret"), "{err}");
+                assert!(err.contains("cannot read"), "{err}");
+                jail.create_file("empty", "\n")?;
+                jail.set_env(&file_var, "empty");
+                let err = load(ConfigFlags::default()).unwrap_err();
+                assert!(err.contains("empty"), "{err}");
+                Ok(())
+            });
+            Jail::expect_with(|_jail| {
+                let mut config = load(ConfigFlags::default())?;
+                assert_eq!(field(&mut config).as_ref(), None);
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_secret_never_comes_from_the_config_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dw.toml", "admin_password = \"pw\"\n")?;
+            let err = load(ConfigFlags {
+                config: Some("dw.toml".into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains("admin_password"), "{err}");
             Ok(())
         });
     }

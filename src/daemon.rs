@@ -90,6 +90,13 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         Ok(v) => tracing::info!(version = %v.version, api = %v.api_version, "connected to docker"),
         Err(e) => tracing::warn!("docker is unreachable, will keep trying: {e}"),
     }
+    crate::placement::settle(
+        config.placement,
+        config.network.as_deref(),
+        engine.as_ref(),
+        &store,
+    )
+    .await;
 
     crate::metrics::install();
     match api::ensure_admin(&store, config.admin_password.as_ref().map(|p| p.0.as_str()))
@@ -108,6 +115,12 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         None => {}
     }
 
+    if config.public_url.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            "DW_PUBLIC_URL is not set, so the webhook URL below names {}, which registries cannot reach: set DW_PUBLIC_URL to the address they reach docker-watcher under (e.g. https://deploy.example.com)",
+            config.public_url()
+        );
+    }
     let (secret, generated) = store.ensure_webhook_secret()?;
     if generated {
         // Shown once, like a generated password: the registry needs the full URL.

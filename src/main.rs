@@ -22,6 +22,14 @@ fn main() -> ExitCode {
                 println!("re-sealed {count} secrets under a new master key");
             })
         }),
+        Command::Healthcheck => match Config::load(&cli.config) {
+            Ok(config) if docker_watcher::healthcheck::run(&config) => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                println!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
         other => client::run(other),
     }
 }

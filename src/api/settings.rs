@@ -77,6 +77,13 @@ pub struct LimitsView {
     pub deploy_log_retention_days: u32,
     /// …and for at most this many newest deploys per stage.
     pub deploy_logs_per_stage: u32,
+    /// With a signing secret set, accept unsigned Quay pushes anyway (Quay cannot sign).
+    pub allow_unsigned_quay: bool,
+    /// Where JFrog Artifactory's repository keys are pulled from, `{repo_key}` standing
+    /// for the key: `acme.jfrog.io/{repo_key}`, `{repo_key}.jfrog.example.com` or
+    /// `jfrog.example.com:5001`; `null`: the webhook's `jpd_origin` host with the key as
+    /// the first path segment.
+    pub jfrog_image_host: Option<String>,
 }
 
 /// Fields left out keep their value; `null` clears an optional one (and a secret).
@@ -106,6 +113,11 @@ pub struct SettingsChanges {
     pub deploy_log_retention_days: Option<u32>,
     /// 1 to 100,000.
     pub deploy_logs_per_stage: Option<u32>,
+    pub allow_unsigned_quay: Option<bool>,
+    /// `null` or empty clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub jfrog_image_host: Option<Option<String>>,
     pub proxy_kind: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -181,6 +193,8 @@ impl From<Settings> for SettingsView {
                 webhook_event_max_count: s.limits.webhook_event_max_count,
                 deploy_log_retention_days: s.limits.deploy_log_retention_days,
                 deploy_logs_per_stage: s.limits.deploy_logs_per_stage,
+                allow_unsigned_quay: s.limits.allow_unsigned_quay,
+                jfrog_image_host: s.limits.jfrog_image_host,
             },
             allowed_bind_paths: s.allowed_bind_paths,
             allow_host_network: s.allow_host_network,
@@ -415,6 +429,20 @@ fn check_limits(
         limits.allow_unsigned_dockerhub = allow;
         changed = true;
     }
+    if let Some(allow) = body.allow_unsigned_quay {
+        limits.allow_unsigned_quay = allow;
+        changed = true;
+    }
+    if let Some(host) = &body.jfrog_image_host {
+        let host = host.as_deref().map(str::trim).filter(|h| !h.is_empty());
+        if errors
+            .check("jfrog_image_host", check_jfrog_image_host(host))
+            .is_some()
+        {
+            limits.jfrog_image_host = host.map(str::to_string);
+            changed = true;
+        }
+    }
     for (field, value, min, max, target) in [
         (
             "auto_create_per_minute",
@@ -462,6 +490,21 @@ fn check_limits(
         }
     }
     changed.then_some(limits)
+}
+
+/// A JFrog image host must make image references of the keys it is given.
+fn check_jfrog_image_host(host: Option<&str>) -> Result<(), String> {
+    let Some(host) = host else { return Ok(()) };
+    let example = crate::webhook::jfrog_image_for(Some(host), None, "docker-local", "app")
+        .unwrap_or_default();
+    if host.len() > 255 || crate::image_ref::ImageRef::parse(&format!("{example}:1")).is_err() {
+        return Err(format!(
+            "must be a registry host (and path) such as acme.jfrog.io/{} or {}.jfrog.example.com",
+            crate::webhook::JFROG_REPO_KEY,
+            crate::webhook::JFROG_REPO_KEY
+        ));
+    }
+    Ok(())
 }
 
 /// The settings as they would be after `update` (for checking without saving).

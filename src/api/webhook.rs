@@ -6,6 +6,11 @@
 //! payload (`webhook`, at most `webhook::MAX_EVENTS` events), check its signature, and
 //! hand the events to `intake`, which records them and answers with counts and the first
 //! few outcomes.
+//!
+//! Azure Event Grid first proves the endpoint wants its events: a subscription-validation
+//! event (answered with its code, before any signature check: it changes nothing) or, in
+//! the CloudEvents schema, an `OPTIONS` request with `WebHook-Request-Origin` (answered
+//! with `WebHook-Allowed-Origin`).
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -19,8 +24,13 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, not_found};
 use crate::webhook::{
-    ParseOptions, SignatureError, SourceFormat, detect_format, parse_payload, verify_signature,
+    ParseOptions, SignatureError, SourceFormat, detect_format, event_grid_validation_code,
+    parse_payload, verify_signature,
 };
+
+/// The CloudEvents webhook abuse-protection handshake (Azure Event Grid's CloudEvents
+/// schema): an `OPTIONS` request naming the sender, answered by allowing it.
+const WEBHOOK_REQUEST_ORIGIN: &str = "webhook-request-origin";
 
 /// Largest body accepted; more is answered 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -29,8 +39,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// wrong one answers exactly like an unknown path.
 #[utoipa::path(post, path = "/webhook/{secret}", tag = "webhook", security(()),
     params(("secret" = String, Path, description = "the webhook secret (see GET /api/settings/webhook)")),
-    request_body(content = Object, description = "a registry's own notification format, or `{\"image\": \"host/org/app:tag\"}`"),
-    responses((status = 202, body = Object, description = "what became of each event"),
+    request_body(content = Object, description = "a registry's own notification format (Docker Distribution, Harbor, Quay, Azure Container Registry or Event Grid, JFrog, Google Pub/Sub, Gitea, GitHub, Docker Hub), or `{\"image\": \"host/org/app:tag\"}`"),
+    responses((status = 200, body = Object, description = "an Azure Event Grid subscription validation, answered `{\"validationResponse\": code}`"),
+        (status = 202, body = Object, description = "what became of each event"),
         (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody,
             description = "the signature does not match"),
         (status = 404, body = super::error::ErrorBody), (status = 413, description = "body over 1 MiB")))]
@@ -45,6 +56,11 @@ pub(super) async fn receive(
     };
     if !secret_matches(&state, &secret) {
         return not_found();
+    }
+    if request.method() == Method::OPTIONS
+        && let Some(origin) = request.headers().get(WEBHOOK_REQUEST_ORIGIN)
+    {
+        return allow_origin(origin);
     }
     if request.method() != Method::POST {
         let mut response = (
@@ -67,6 +83,11 @@ pub(super) async fn receive(
         Ok(format) => format,
         Err(e) => return reject(&state, "unknown", e.status_code(), &e.to_string()).await,
     };
+    if format == SourceFormat::EventGrid
+        && let Some(code) = event_grid_validation_code(&body)
+    {
+        return (StatusCode::OK, Json(json!({ "validationResponse": code }))).into_response();
+    }
     let (signing_secret, limits) = match state
         .store
         .webhook_signing_secret()
@@ -85,15 +106,20 @@ pub(super) async fn receive(
         Err(SignatureError::Unsignable {
             format: SourceFormat::DockerHub,
         }) if limits.allow_unsigned_dockerhub => {}
+        Err(SignatureError::Unsignable {
+            format: SourceFormat::Quay,
+        }) if limits.allow_unsigned_quay => {}
         Err(e) => {
             return reject(&state, format.as_str(), e.status_code(), &e.to_string()).await;
         }
     }
     // A 1 MiB body is parsed in milliseconds, but not on the async workers.
-    let parsed = tokio::task::spawn_blocking(move || {
-        parse_payload(&headers, &body, &ParseOptions::default())
-    })
-    .await;
+    let options = ParseOptions {
+        jfrog_image_host: limits.jfrog_image_host,
+        ..ParseOptions::default()
+    };
+    let parsed =
+        tokio::task::spawn_blocking(move || parse_payload(&headers, &body, &options)).await;
     let payload = match parsed {
         Ok(Ok(payload)) => payload,
         Ok(Err(e)) => {
@@ -105,6 +131,17 @@ pub(super) async fn receive(
         Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
         Err(e) => internal(&e.to_string()),
     }
+}
+
+fn allow_origin(origin: &HeaderValue) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    response
+        .headers_mut()
+        .insert("webhook-allowed-origin", origin.clone());
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    response
 }
 
 /// Reads the body, refusing (413, the JSON error) more than [`BODY_LIMIT`] bytes without

@@ -51,7 +51,7 @@ pub fn run(command: Command) -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve | Command::RotateKey => bail!("not a client command"),
+        Command::Serve | Command::RotateKey | Command::Healthcheck => bail!("not a client command"),
         Command::Projects { server } => {
             let client = Client::new(&server)?;
             for p in client.projects().await? {

@@ -13,7 +13,7 @@
 mod containers;
 mod events;
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 mod images;
 mod naming;
 mod ops;

@@ -255,10 +255,7 @@ mod tests {
 
     #[test]
     fn a_pull_names_one_tag_and_the_registry_its_credentials_are_for() {
-        let pull = |image: &str| {
-            let (reference, registry) = pull_reference(image);
-            (reference, registry)
-        };
+        let pull = pull_reference;
         assert_eq!(
             pull("127.0.0.1:5000/acme/app"),
             (

@@ -489,32 +489,11 @@ mod tests {
         assert_eq!(v6.address(), "[::1]:8080");
     }
 
+    /// The deployer's pure-test settings, with no proxy, on `example.com`.
     fn settings() -> Settings {
         Settings {
             base_domain: "example.com".into(),
-            stage_subdomain_pattern: "stage-{stage}-{project}".into(),
-            instance_subdomain_pattern: "stage-{stage}-{project}-{tag}".into(),
-            poll_interval: Duration::from_secs(300),
-            poll_cron: None,
-            has_webhook_secret: false,
-            has_webhook_signing_secret: false,
-            auto_create_projects: true,
-            proxy_kind: ProxyKind::None,
-            proxy_url: None,
-            proxy_username: None,
-            has_proxy_secret: false,
-            proxy_certificate: None,
-            proxy_force_ssl: false,
-            proxy_listen: None,
-            reachability: crate::store::Reachability::Loopback,
-            reach_network: None,
-            health_interval: Duration::from_secs(2),
-            health_timeout: Duration::from_secs(2),
-            health_retries: 3,
-            health_start_period: Duration::ZERO,
-            limits: Default::default(),
-            allowed_bind_paths: Vec::new(),
-            allow_host_network: false,
+            ..crate::deployer::fakes::settings(ProxyKind::None)
         }
     }
 

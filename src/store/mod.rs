@@ -256,6 +256,7 @@ fn migrations() -> Migrations<'static> {
         )),
         M::up(include_str!("migrations/003_webhook_limits.sql")),
         M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
+        M::up(include_str!("migrations/008_webhook_senders.sql")),
     ])
 }
 

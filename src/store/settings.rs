@@ -88,6 +88,12 @@ pub struct WebhookLimits {
     pub deploy_log_retention_days: u32,
     /// …and of deploys beyond this many newest per stage.
     pub deploy_logs_per_stage: u32,
+    /// With a signing secret set, still accept Quay pushes (Quay cannot sign either).
+    pub allow_unsigned_quay: bool,
+    /// Where JFrog Artifactory's repository keys are pulled from, `{repo_key}` standing
+    /// for the key (`acme.jfrog.io/{repo_key}`); `None`: the webhook's origin host and
+    /// the key as the first path segment.
+    pub jfrog_image_host: Option<String>,
 }
 
 impl Default for WebhookLimits {
@@ -100,6 +106,8 @@ impl Default for WebhookLimits {
             webhook_event_max_count: 10_000,
             deploy_log_retention_days: 90,
             deploy_logs_per_stage: 50,
+            allow_unsigned_quay: false,
+            jfrog_image_host: None,
         }
     }
 }
@@ -171,7 +179,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
 
 const LIMIT_COLUMNS: &str = "allow_unsigned_dockerhub, auto_create_per_minute,
     webhook_event_retention_days, webhook_event_max_count, deploy_log_retention_days,
-    deploy_logs_per_stage";
+    deploy_logs_per_stage, allow_unsigned_quay, jfrog_image_host";
 
 fn limits_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookLimits> {
     Ok(WebhookLimits {
@@ -181,6 +189,8 @@ fn limits_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookLimits> {
         webhook_event_max_count: row.get(3)?,
         deploy_log_retention_days: row.get(4)?,
         deploy_logs_per_stage: row.get(5)?,
+        allow_unsigned_quay: row.get(6)?,
+        jfrog_image_host: row.get(7)?,
     })
 }
 
@@ -280,7 +290,8 @@ impl Store {
                 tx.execute(
                     "UPDATE settings SET allow_unsigned_dockerhub = ?1, auto_create_per_minute = ?2,
                         webhook_event_retention_days = ?3, webhook_event_max_count = ?4,
-                        deploy_log_retention_days = ?5, deploy_logs_per_stage = ?6
+                        deploy_log_retention_days = ?5, deploy_logs_per_stage = ?6,
+                        allow_unsigned_quay = ?7, jfrog_image_host = ?8
                      WHERE id = 1",
                     rusqlite::params![
                         limits.allow_unsigned_dockerhub,
@@ -289,6 +300,8 @@ impl Store {
                         limits.webhook_event_max_count,
                         limits.deploy_log_retention_days,
                         limits.deploy_logs_per_stage,
+                        limits.allow_unsigned_quay,
+                        limits.jfrog_image_host,
                     ],
                 )?;
             }

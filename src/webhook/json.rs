@@ -39,6 +39,11 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// The JSON value here, when present.
+    pub(super) fn value(&self) -> Option<&'a Value> {
+        self.value
+    }
+
     pub(super) fn path(&self) -> &str {
         if self.path.is_empty() {
             "body"

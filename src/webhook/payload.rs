@@ -4,7 +4,12 @@
 //! Detection order: a Distribution events content type; an `X-Gitea-Event` (or
 //! `X-Forgejo-Event`) header, checked before GitHub's because Gitea sends
 //! `X-GitHub-Event` too; an `X-GitHub-Event` header; then the body's shape:
-//! `{"events": [...]}`, `{"push_data": ...}`, `{"image": ...}`.
+//! `{"events": [...]}`, an Event Grid array (or one Azure CloudEvent), Harbor's
+//! `event_data` or `harbor.*` CloudEvent, Quay's `docker_url`, JFrog's `domain`, a Pub/Sub
+//! `message`, an ACR `action` with `target`, `{"push_data": ...}`, `{"image": ...}`.
+//!
+//! GitHub and Gitea may send their JSON form-encoded (`payload=<url-encoded JSON>`); such
+//! a body is read when one of their event headers says who sent it.
 
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use serde_json::Value;
@@ -26,6 +31,18 @@ pub enum SourceFormat {
     GitHub,
     /// Docker Hub's repository webhook.
     DockerHub,
+    /// Harbor 2.x, Default or CloudEvents payload format.
+    Harbor,
+    /// Quay's `repo_push` notification.
+    Quay,
+    /// Azure Container Registry's own webhook (one Distribution-shaped event).
+    Acr,
+    /// Azure Container Registry events delivered by Azure Event Grid.
+    EventGrid,
+    /// JFrog Artifactory's `docker` domain webhook.
+    JFrog,
+    /// Google Container Registry / Artifact Registry through a Pub/Sub push subscription.
+    GooglePubSub,
 }
 
 /// Most events one request may carry (a Distribution envelope); more is refused whole.
@@ -38,6 +55,8 @@ pub struct ParseOptions {
     /// Registry host (`host[:port]`) to use when a Distribution event has no
     /// `request.host`, or a Gitea event no `package.html_url`.
     pub registry_host: Option<String>,
+    /// The `jfrog_image_host` setting: where JFrog repository keys are pulled from.
+    pub jfrog_image_host: Option<String>,
 }
 
 /// One request, read.
@@ -130,6 +149,12 @@ pub fn parse_payload(
         SourceFormat::Gitea => formats::gitea::parse(&root, headers, options)?,
         SourceFormat::GitHub => formats::github::parse(&root, headers)?,
         SourceFormat::DockerHub => formats::docker_hub::parse(&root)?,
+        SourceFormat::Harbor => formats::harbor::parse(&root, options)?,
+        SourceFormat::Quay => formats::quay::parse(&root)?,
+        SourceFormat::Acr => formats::distribution::parse_single(root_value(&root), options)?,
+        SourceFormat::EventGrid => formats::event_grid::parse(root_value(&root), options)?,
+        SourceFormat::JFrog => formats::jfrog::parse(&root, options)?,
+        SourceFormat::GooglePubSub => formats::pubsub::parse(&root)?,
     };
     Ok(ParsedPayload { format, events })
 }
@@ -140,12 +165,18 @@ pub fn detect_format(headers: &HeaderMap, body: &[u8]) -> Result<SourceFormat, P
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 5] = [
+    pub const ALL: [SourceFormat; 11] = [
         SourceFormat::Generic,
         SourceFormat::Distribution,
         SourceFormat::Gitea,
         SourceFormat::GitHub,
         SourceFormat::DockerHub,
+        SourceFormat::Harbor,
+        SourceFormat::Quay,
+        SourceFormat::Acr,
+        SourceFormat::EventGrid,
+        SourceFormat::JFrog,
+        SourceFormat::GooglePubSub,
     ];
 
     /// Stable name for logs, answers and the event record.
@@ -156,6 +187,12 @@ impl SourceFormat {
             SourceFormat::Gitea => "gitea",
             SourceFormat::GitHub => "github",
             SourceFormat::DockerHub => "docker_hub",
+            SourceFormat::Harbor => "harbor",
+            SourceFormat::Quay => "quay",
+            SourceFormat::Acr => "acr",
+            SourceFormat::EventGrid => "event_grid",
+            SourceFormat::JFrog => "jfrog",
+            SourceFormat::GooglePubSub => "google_pubsub",
         }
     }
 
@@ -215,6 +252,15 @@ impl PayloadError {
 }
 
 impl PayloadError {
+    /// Refuses a request of more than [`MAX_EVENTS`] events, counted before any is read:
+    /// each costs a record and maybe a deploy.
+    pub(super) fn check_count(count: usize) -> Result<(), PayloadError> {
+        if count > MAX_EVENTS {
+            return Err(PayloadError::TooManyEvents { count });
+        }
+        Ok(())
+    }
+
     /// The message without the "invalid webhook payload" lead, to nest in another.
     pub(super) fn detail(&self) -> String {
         match self {
@@ -244,18 +290,41 @@ impl ParsedEvent {
 enum BodyKind {
     DistributionEvents,
     Json,
+    /// `application/x-www-form-urlencoded`: GitHub's default, and a Gitea option.
+    Form,
     /// No Content-Type: read it as JSON anyway, many scripts forget the header.
     Unlabelled,
 }
 
 fn read(headers: &HeaderMap, body: &[u8]) -> Result<(SourceFormat, Value), PayloadError> {
     let kind = body_kind(headers)?;
-    let root = parse_json(body)?;
+    let root = match kind {
+        BodyKind::Form => parse_json(&form_payload(body)?)?,
+        _ => parse_json(body)?,
+    };
     let format = match kind {
         BodyKind::DistributionEvents => SourceFormat::Distribution,
-        BodyKind::Json | BodyKind::Unlabelled => detect(headers, &root)?,
+        BodyKind::Json | BodyKind::Unlabelled | BodyKind::Form => detect(headers, &root)?,
     };
     Ok((format, root))
+}
+
+/// The JSON in a form-encoded body's `payload` field.
+fn form_payload(body: &[u8]) -> Result<Vec<u8>, PayloadError> {
+    form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, value)| value.into_owned().into_bytes())
+        .ok_or_else(|| PayloadError::Malformed {
+            field: "payload".to_string(),
+            reason: "is missing from the form-encoded body: GitHub and Gitea send their \
+                     JSON there"
+                .to_string(),
+        })
+}
+
+/// The JSON value at the root (always present: `read` made it).
+fn root_value<'a>(root: &Field<'a>) -> &'a Value {
+    root.value().unwrap_or(&Value::Null)
 }
 
 fn body_kind(headers: &HeaderMap) -> Result<BodyKind, PayloadError> {
@@ -269,6 +338,8 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, PayloadError> {
             .collect(),
     };
     let text = value.to_str().map_err(|_| unsupported())?;
+    let form_sender = formats::gitea::event_header(headers).is_some()
+        || formats::github::event_header(headers).is_some();
     let essence = text
         .split(';')
         .next()
@@ -284,6 +355,8 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, PayloadError> {
     } else if essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
     {
         Ok(BodyKind::Json)
+    } else if essence == "application/x-www-form-urlencoded" && form_sender {
+        Ok(BodyKind::Form)
     } else {
         Err(unsupported())
     }
@@ -301,8 +374,10 @@ fn parse_json(body: &[u8]) -> Result<Value, PayloadError> {
     }
     let root: Value =
         serde_json::from_slice(body).map_err(|e| malformed(format!("is not valid JSON ({e})")))?;
-    if !root.is_object() {
-        return Err(malformed("must be a JSON object".to_string()));
+    if !root.is_object() && !formats::event_grid::matches(&root) {
+        return Err(malformed(
+            "must be a JSON object (or an Azure Event Grid array of events)".to_string(),
+        ));
     }
     Ok(root)
 }
@@ -317,6 +392,24 @@ fn detect(headers: &HeaderMap, root: &Value) -> Result<SourceFormat, PayloadErro
     if root.get("events").is_some_and(Value::is_array) {
         return Ok(SourceFormat::Distribution);
     }
+    if formats::event_grid::matches(root) {
+        return Ok(SourceFormat::EventGrid);
+    }
+    if formats::harbor::matches(root) {
+        return Ok(SourceFormat::Harbor);
+    }
+    if formats::quay::matches(root) {
+        return Ok(SourceFormat::Quay);
+    }
+    if formats::jfrog::matches(root) {
+        return Ok(SourceFormat::JFrog);
+    }
+    if formats::pubsub::matches(root) {
+        return Ok(SourceFormat::GooglePubSub);
+    }
+    if root.get("action").is_some() && root.get("target").is_some_and(Value::is_object) {
+        return Ok(SourceFormat::Acr);
+    }
     if root.get("push_data").is_some() {
         return Ok(SourceFormat::DockerHub);
     }
@@ -326,8 +419,9 @@ fn detect(headers: &HeaderMap, root: &Value) -> Result<SourceFormat, PayloadErro
     Err(PayloadError::Malformed {
         field: "body".to_string(),
         reason: "is in no known webhook format: send {\"image\": \"host/org/app:tag\"}, or \
-                 point a registry's own webhook (Docker Distribution, Gitea, GitHub, \
-                 Docker Hub) here"
+                 point a registry's own webhook here (Docker Distribution, Harbor, Quay, \
+                 Azure Container Registry or its Event Grid events, JFrog Artifactory, \
+                 Google Pub/Sub, Gitea, GitHub, Docker Hub)"
             .to_string(),
     })
 }
@@ -366,6 +460,79 @@ mod tests {
             );
             assert_eq!(error.status_code().as_u16(), 415);
             assert!(error.to_string().contains("application/json"), "{error}");
+        }
+    }
+
+    #[test]
+    fn github_and_gitea_form_encoded_bodies_are_read() {
+        for (file, event_header, format) in [
+            (
+                "github_registry_package_published.json",
+                ("x-github-event", "registry_package"),
+                SourceFormat::GitHub,
+            ),
+            (
+                "gitea_package_created.json",
+                ("x-gitea-event", "package"),
+                SourceFormat::Gitea,
+            ),
+        ] {
+            let json = String::from_utf8(testdata(file)).unwrap();
+            let form = form_urlencoded::Serializer::new(String::new())
+                .append_pair("payload", &json)
+                .finish();
+            let headers = headers(&[
+                ("content-type", "application/x-www-form-urlencoded"),
+                event_header,
+            ]);
+            let from_form = parse(&form, &headers).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let from_json = parse(&json, &json_headers_with(event_header)).unwrap();
+            assert_eq!(from_form, from_json, "{file}");
+            assert_eq!(from_form.format, format);
+            assert_eq!(from_form.pushes().count(), 1, "{file}");
+        }
+        let no_payload = parse(
+            "other=1",
+            &headers(&[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-github-event", "package"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            no_payload.to_string().contains("payload is missing"),
+            "{no_payload}"
+        );
+    }
+
+    fn json_headers_with(pair: (&str, &str)) -> HeaderMap {
+        headers(&[("content-type", "application/json"), pair])
+    }
+
+    #[test]
+    fn every_new_sender_is_told_apart_by_its_shape() {
+        for (file, format) in [
+            ("harbor_push.json", SourceFormat::Harbor),
+            ("harbor_cloudevents_push.json", SourceFormat::Harbor),
+            ("quay_repo_push.json", SourceFormat::Quay),
+            ("acr_push.json", SourceFormat::Acr),
+            ("event_grid_acr_push.json", SourceFormat::EventGrid),
+            (
+                "event_grid_acr_push_cloudevents.json",
+                SourceFormat::EventGrid,
+            ),
+            (
+                "event_grid_subscription_validation.json",
+                SourceFormat::EventGrid,
+            ),
+            ("jfrog_docker_pushed.json", SourceFormat::JFrog),
+            ("gcr_pubsub_push.json", SourceFormat::GooglePubSub),
+        ] {
+            assert_eq!(
+                detect_format(&json_headers(), &testdata(file)),
+                Ok(format),
+                "{file}"
+            );
         }
     }
 
@@ -471,6 +638,9 @@ mod tests {
         "x-github-event",
         "x-gitea-signature",
         "x-hub-signature-256",
+        "x-jfrog-event-auth",
+        "authorization",
+        "aeg-event-type",
     ];
 
     const HEADER_VALUES: &[&str] = &[
@@ -483,6 +653,9 @@ mod tests {
         "push",
         "",
         "sha256=00",
+        "application/x-www-form-urlencoded",
+        "application/cloudevents+json",
+        "Bearer x.eyJhdWQiOiJ4In0.y",
     ];
 
     /// Leaves that steer the readers: real field values, near misses and noise.
@@ -520,6 +693,19 @@ mod tests {
             "ghcr.io/o/n@sha256:1",
             "nginx:1.25",
             "x@y:z",
+            "PUSH_ARTIFACT",
+            "PULL_ARTIFACT",
+            "harbor.artifact.pushed",
+            "pushed",
+            "docker",
+            "INSERT",
+            "DELETE",
+            "Microsoft.ContainerRegistry.ImagePushed",
+            "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "localhost/harbor/alpine@sha256:954b378c375d852eb3c63ab88978f640b4348b01c1b3456a024a81536dafbbf4",
+            "eyJhY3Rpb24iOiJJTlNFUlQiLCJ0YWciOiJnY3IuaW8vcC9hOjEifQ==",
+            "bm90IGpzb24=",
+            "{repo_key}",
         ]);
         prop_oneof![
             6 => known.prop_map(|s| Value::String(s.to_string())),
@@ -575,6 +761,25 @@ mod tests {
             "github_package_untagged.json",
             &[("x-github-event", "package")],
         ),
+        ("harbor_push.json", &[]),
+        ("harbor_push_digest_only.json", &[]),
+        (
+            "harbor_cloudevents_push_tagged.json",
+            &[("content-type", "application/cloudevents+json")],
+        ),
+        ("quay_repo_push_test_notification.json", &[]),
+        ("acr_push.json", &[]),
+        (
+            "event_grid_acr_push.json",
+            &[("aeg-event-type", "Notification")],
+        ),
+        (
+            "event_grid_acr_push_cloudevents.json",
+            &[("content-type", "application/cloudevents-batch+json")],
+        ),
+        ("event_grid_subscription_validation.json", &[]),
+        ("jfrog_docker_pushed.json", &[]),
+        ("gcr_pubsub_push.json", &[]),
     ];
 
     /// A request near one of the real formats, mutated; or arbitrary bytes.
@@ -583,19 +788,31 @@ mod tests {
             0..TEMPLATES.len(),
             proptest::collection::vec(proptest::option::weighted(0.15, leaf()), 0..200),
             any::<bool>(),
+            any::<bool>(),
             header_map(),
         )
-            .prop_map(|(index, choices, announce, extra)| {
+            .prop_map(|(index, choices, announce, form, extra)| {
                 let (file, announced) = TEMPLATES[index];
                 let template: Value = serde_json::from_slice(&testdata(file)).unwrap();
-                let body = mutate(&template, &mut choices.iter());
+                let body = mutate(&template, &mut choices.iter()).to_string();
                 let mut map = if announce {
                     headers(announced)
                 } else {
                     HeaderMap::new()
                 };
                 map.extend(extra);
-                (map, body.to_string().into_bytes())
+                if !form {
+                    return (map, body.into_bytes());
+                }
+                // GitHub's and Gitea's form encoding of the same JSON.
+                map.insert(
+                    CONTENT_TYPE,
+                    "application/x-www-form-urlencoded".parse().unwrap(),
+                );
+                let encoded = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("payload", &body)
+                    .finish();
+                (map, encoded.into_bytes())
             });
         prop_oneof![
             3 => mutated,
@@ -624,8 +841,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
         #[test]
-        fn parse_payload_never_panics((headers, body) in request(), host in proptest::option::of("[a-z0-9.:]{0,12}")) {
-            let options = ParseOptions { registry_host: host };
+        fn parse_payload_never_panics((headers, body) in request(), host in proptest::option::of("[a-z0-9.:]{0,12}"), jfrog in proptest::option::of("[a-z0-9.:/{}_]{0,24}")) {
+            let options = ParseOptions { registry_host: host, jfrog_image_host: jfrog };
             if let Ok(parsed) = parse_payload(&headers, &body, &options) {
                 // Every kept push carries the tag it claims.
                 for push in parsed.pushes() {
@@ -634,6 +851,7 @@ mod tests {
                 }
             }
             let _ = detect_format(&headers, &body);
+            let _ = crate::webhook::event_grid_validation_code(&body);
         }
 
         #[test]

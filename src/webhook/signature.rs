@@ -1,12 +1,23 @@
-//! HMAC-SHA256 signatures of webhook bodies: Gitea's `X-Gitea-Signature` (hex) and
-//! GitHub's `X-Hub-Signature-256` (`sha256=<hex>`), compared in constant time.
+//! How each sender proves it knows the webhook signing secret, checked in constant time.
 //!
-//! With a signing secret configured, every request must prove it knows the secret.
-//! Generic bodies are signed like GitHub's, so a CI job can sign with
-//! `openssl dgst -sha256 -hmac`. Docker Distribution cannot sign, but its notifications
-//! config can send a static header: `Authorization: Bearer <signing secret>`, compared in
-//! constant time. Docker Hub can do neither: its requests are refused
-//! ([`SignatureError::Unsignable`]) and the caller decides whether a setting lets them in.
+//! With a signing secret configured, every request must prove it:
+//! - senders that sign the body with HMAC-SHA256: Gitea (`X-Gitea-Signature: <hex>`),
+//!   GitHub and generic CI bodies (`X-Hub-Signature-256: sha256=<hex>`, so a CI job can
+//!   sign with `openssl dgst -sha256 -hmac`), JFrog Artifactory (`X-JFrog-Event-Auth:
+//!   <hex>` with "use secret for payload signing"; without it JFrog sends the secret
+//!   itself there, which is accepted too);
+//! - senders that can only send a fixed header: Docker Distribution, Azure Container
+//!   Registry and Event Grid (`Authorization: Bearer <secret>`), Harbor (its policy's auth
+//!   header: `Authorization: <secret>` or `Bearer <secret>`);
+//! - Google Pub/Sub pushes carry a Google-signed OIDC token (`Authorization: Bearer
+//!   <JWT>`). Checking Google's signature needs its public keys from the network, which
+//!   this daemon does not fetch; what is checked is that the token's `aud` claim equals
+//!   the signing secret (set as the subscription's audience) and its `iss` is Google's.
+//!   That is as strong as a static header, no stronger: expiry and signature are not
+//!   checked;
+//! - Docker Hub and Quay can do neither: their requests are refused
+//!   ([`SignatureError::Unsignable`]) and the caller decides whether a setting lets them
+//!   in.
 
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
@@ -18,6 +29,8 @@ const GITEA_HEADER: &str = "X-Gitea-Signature";
 const FORGEJO_HEADER: &str = "X-Forgejo-Signature";
 const HUB_HEADER: &str = "X-Hub-Signature-256";
 const AUTHORIZATION: &str = "Authorization";
+const JFROG_HEADER: &str = "X-JFrog-Event-Auth";
+const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
 
 /// Why a request's signature is not accepted; the handler answers 401.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -32,12 +45,19 @@ pub enum SignatureError {
          secret is the one configured here"
     )]
     Mismatch { header: &'static str },
-    /// The format has no way to sign (Docker Hub).
+    /// The format has no way to sign (Docker Hub, Quay).
     #[error(
         "{format} webhooks cannot be signed and a webhook signing secret is configured: \
-         turn on allow_unsigned_dockerhub in the settings to accept them"
+         turn on {} in the settings to accept them",
+        unsigned_setting(.format)
     )]
     Unsignable { format: SourceFormat },
+    /// A Pub/Sub push's token is not one Google made for this audience.
+    #[error(
+        "the Authorization token is not a Google OIDC token whose audience is the webhook \
+         signing secret: set the push subscription's audience to the signing secret"
+    )]
+    WrongAudience,
 }
 
 /// Checks the request's signature against `secret`; without a secret nothing is checked.
@@ -72,8 +92,24 @@ pub fn verify_signature(
                 .ok_or(SignatureError::Missing { header: HUB_HEADER })?;
             (HUB_HEADER, hex)
         }
-        SourceFormat::Distribution => return verify_bearer(headers, secret),
-        SourceFormat::DockerHub => return Err(SignatureError::Unsignable { format }),
+        SourceFormat::JFrog => {
+            let value = header(headers, JFROG_HEADER).ok_or(SignatureError::Missing {
+                header: JFROG_HEADER,
+            })?;
+            // Without "use secret for payload signing" JFrog sends the secret itself.
+            if constant_time_eq(value.as_bytes(), secret) {
+                return Ok(());
+            }
+            (JFROG_HEADER, value)
+        }
+        SourceFormat::Distribution | SourceFormat::Acr | SourceFormat::EventGrid => {
+            return verify_bearer(headers, secret);
+        }
+        SourceFormat::Harbor => return verify_static_authorization(headers, secret),
+        SourceFormat::GooglePubSub => return verify_google_audience(headers, secret),
+        SourceFormat::DockerHub | SourceFormat::Quay => {
+            return Err(SignatureError::Unsignable { format });
+        }
     };
     let mismatch = SignatureError::Mismatch { header: name };
     let expected = hex::decode(hex_signature).map_err(|_| mismatch.clone())?;
@@ -83,26 +119,88 @@ pub fn verify_signature(
     mac.verify_slice(&expected).map_err(|_| mismatch)
 }
 
-/// Docker Distribution's static header: `Authorization: Bearer <secret>`.
+/// A static header: `Authorization: Bearer <secret>` (Docker Distribution, ACR, Event Grid).
 fn verify_bearer(headers: &HeaderMap, secret: &[u8]) -> Result<(), SignatureError> {
-    use subtle::ConstantTimeEq;
-    let value = header(headers, AUTHORIZATION).ok_or(SignatureError::Missing {
-        header: AUTHORIZATION,
-    })?;
-    let token = value
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(SignatureError::Missing {
-            header: AUTHORIZATION,
-        })?;
-    if bool::from(token.as_bytes().ct_eq(secret)) {
+    let token = bearer_token(headers)?;
+    if constant_time_eq(token.as_bytes(), secret) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch {
             header: AUTHORIZATION,
         })
     }
+}
+
+/// Harbor sends its policy's auth header as the whole `Authorization` value: accept the
+/// secret alone or after `Bearer `.
+fn verify_static_authorization(headers: &HeaderMap, secret: &[u8]) -> Result<(), SignatureError> {
+    let value = header(headers, AUTHORIZATION).ok_or(SignatureError::Missing {
+        header: AUTHORIZATION,
+    })?;
+    let bearer = bearer_token(headers).ok();
+    if constant_time_eq(value.as_bytes(), secret)
+        || bearer.is_some_and(|token| constant_time_eq(token.as_bytes(), secret))
+    {
+        return Ok(());
+    }
+    Err(SignatureError::Mismatch {
+        header: AUTHORIZATION,
+    })
+}
+
+/// A Pub/Sub push's OIDC token: its `aud` must be the secret and `iss` Google's. The
+/// signature is not checked (see the module's header).
+fn verify_google_audience(headers: &HeaderMap, secret: &[u8]) -> Result<(), SignatureError> {
+    use base64::Engine;
+    let token = bearer_token(headers)?;
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|part| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+        .ok_or(SignatureError::WrongAudience)?;
+    let issuer = claims.get("iss").and_then(serde_json::Value::as_str);
+    let audience = claims.get("aud").and_then(serde_json::Value::as_str);
+    match (issuer, audience) {
+        (Some(issuer), Some(audience))
+            if GOOGLE_ISSUERS.contains(&issuer)
+                && constant_time_eq(audience.as_bytes(), secret) =>
+        {
+            Ok(())
+        }
+        _ => Err(SignatureError::WrongAudience),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`; missing when the header or scheme is.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, SignatureError> {
+    let missing = SignatureError::Missing {
+        header: AUTHORIZATION,
+    };
+    let value = header(headers, AUTHORIZATION).ok_or(missing.clone())?;
+    value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or(missing)
+}
+
+/// The setting that lets a sender that cannot sign in anyway.
+pub fn unsigned_setting(format: &SourceFormat) -> &'static str {
+    match format {
+        SourceFormat::Quay => "allow_unsigned_quay",
+        _ => "allow_unsigned_dockerhub",
+    }
+}
+
+fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    given.ct_eq(secret).into()
 }
 
 /// Hex HMAC-SHA256 of `body` under `secret`: what Gitea puts in `X-Gitea-Signature`, and
@@ -287,19 +385,151 @@ mod tests {
     }
 
     #[test]
-    fn docker_hub_cannot_prove_it_and_is_refused_with_a_secret_configured() {
-        let refused = verify_signature(SourceFormat::DockerHub, &headers(&[]), b"{}", Some(SECRET));
+    fn harbor_static_header_alone_or_as_bearer() {
+        let secret = std::str::from_utf8(SECRET).unwrap();
+        for value in [secret.to_string(), format!("Bearer {secret}")] {
+            let h = headers(&[("authorization", &value)]);
+            assert_eq!(
+                verify_signature(SourceFormat::Harbor, &h, b"{}", Some(SECRET)),
+                Ok(()),
+                "{value}"
+            );
+        }
+        let wrong = headers(&[("authorization", "not-it")]);
         assert_eq!(
-            refused,
-            Err(SignatureError::Unsignable {
-                format: SourceFormat::DockerHub
+            verify_signature(SourceFormat::Harbor, &wrong, b"{}", Some(SECRET)),
+            Err(SignatureError::Mismatch {
+                header: AUTHORIZATION
+            }),
+            "neither the secret nor a bearer token of it"
+        );
+        assert_eq!(
+            verify_signature(SourceFormat::Harbor, &headers(&[]), b"{}", Some(SECRET)),
+            Err(SignatureError::Missing {
+                header: AUTHORIZATION
             })
         );
-        assert!(
-            refused
-                .unwrap_err()
-                .to_string()
-                .contains("allow_unsigned_dockerhub")
+        let wrong_bearer = headers(&[("authorization", "Bearer not-it")]);
+        assert_eq!(
+            verify_signature(SourceFormat::Harbor, &wrong_bearer, b"{}", Some(SECRET)),
+            Err(SignatureError::Mismatch {
+                header: AUTHORIZATION
+            })
         );
+    }
+
+    #[test]
+    fn acr_and_event_grid_send_a_bearer_header() {
+        let bearer = format!("Bearer {}", std::str::from_utf8(SECRET).unwrap());
+        for format in [SourceFormat::Acr, SourceFormat::EventGrid] {
+            let good = headers(&[("authorization", &bearer)]);
+            assert_eq!(verify_signature(format, &good, b"[]", Some(SECRET)), Ok(()));
+            let bare = headers(&[("authorization", std::str::from_utf8(SECRET).unwrap())]);
+            assert!(verify_signature(format, &bare, b"[]", Some(SECRET)).is_err());
+        }
+    }
+
+    #[test]
+    fn jfrog_signs_with_hmac_or_sends_the_secret() {
+        let body = testdata("jfrog_docker_pushed.json");
+        let format = SourceFormat::JFrog;
+        let signed = headers(&[("x-jfrog-event-auth", &signature_hex(SECRET, &body))]);
+        assert_eq!(
+            verify_signature(format, &signed, &body, Some(SECRET)),
+            Ok(())
+        );
+        let plain = headers(&[("x-jfrog-event-auth", std::str::from_utf8(SECRET).unwrap())]);
+        assert_eq!(
+            verify_signature(format, &plain, &body, Some(SECRET)),
+            Ok(())
+        );
+        let mut tampered = body.clone();
+        tampered.push(b' ');
+        assert_eq!(
+            verify_signature(format, &signed, &tampered, Some(SECRET)),
+            Err(SignatureError::Mismatch {
+                header: JFROG_HEADER
+            })
+        );
+        assert_eq!(
+            verify_signature(format, &headers(&[]), &body, Some(SECRET)),
+            Err(SignatureError::Missing {
+                header: JFROG_HEADER
+            })
+        );
+    }
+
+    /// An unsigned JWT-shaped token with these claims (the signature part is not checked).
+    fn token(claims: &str) -> String {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "Bearer {}.{}.c2lnbmF0dXJl",
+            engine.encode(r#"{"alg":"RS256","kid":"k","typ":"JWT"}"#),
+            engine.encode(claims)
+        )
+    }
+
+    #[test]
+    fn pubsub_token_must_be_googles_for_the_secret_audience() {
+        let format = SourceFormat::GooglePubSub;
+        let secret = std::str::from_utf8(SECRET).unwrap();
+        let good = token(&format!(
+            r#"{{"aud":"{secret}","iss":"https://accounts.google.com","email":"push@p.iam.gserviceaccount.com","exp":1}}"#
+        ));
+        assert_eq!(
+            verify_signature(
+                format,
+                &headers(&[("authorization", &good)]),
+                b"{}",
+                Some(SECRET)
+            ),
+            Ok(())
+        );
+        for claims in [
+            r#"{"aud":"https://deploy.example.com/api/webhook/x","iss":"https://accounts.google.com"}"#.to_string(),
+            format!(r#"{{"aud":"{secret}","iss":"https://evil.example.com"}}"#),
+            format!(r#"{{"aud":["{secret}"],"iss":"accounts.google.com"}}"#),
+        ] {
+            let h = headers(&[("authorization", &token(&claims))]);
+            assert_eq!(
+                verify_signature(format, &h, b"{}", Some(SECRET)),
+                Err(SignatureError::WrongAudience),
+                "{claims}"
+            );
+        }
+        for value in ["Bearer not-a-jwt", "Bearer a.%%%.c"] {
+            assert_eq!(
+                verify_signature(
+                    format,
+                    &headers(&[("authorization", value)]),
+                    b"{}",
+                    Some(SECRET)
+                ),
+                Err(SignatureError::WrongAudience),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            verify_signature(format, &headers(&[]), b"{}", Some(SECRET)),
+            Err(SignatureError::Missing {
+                header: AUTHORIZATION
+            })
+        );
+    }
+
+    #[test]
+    fn docker_hub_and_quay_cannot_prove_it_and_name_their_setting() {
+        for (format, setting) in [
+            (SourceFormat::DockerHub, "allow_unsigned_dockerhub"),
+            (SourceFormat::Quay, "allow_unsigned_quay"),
+        ] {
+            let refused = verify_signature(format, &headers(&[]), b"{}", Some(SECRET));
+            assert_eq!(refused, Err(SignatureError::Unsignable { format }));
+            assert!(
+                refused.unwrap_err().to_string().contains(setting),
+                "{format}"
+            );
+        }
     }
 }

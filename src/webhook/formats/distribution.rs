@@ -9,19 +9,14 @@ use serde_json::Value;
 
 use crate::image_ref::{ImageRef, Tag, is_valid_digest};
 use crate::webhook::json::Field;
-use crate::webhook::payload::{IgnoreReason, MAX_EVENTS, ParseOptions, ParsedEvent, PayloadError};
+use crate::webhook::payload::{IgnoreReason, ParseOptions, ParsedEvent, PayloadError};
 
 pub(in crate::webhook) fn parse(
     root: &Field<'_>,
     options: &ParseOptions,
 ) -> Result<Vec<ParsedEvent>, PayloadError> {
     let events = root.get("events").array()?;
-    // Counted before anything is read: each event costs a record and maybe a deploy.
-    if events.len() > MAX_EVENTS {
-        return Err(PayloadError::TooManyEvents {
-            count: events.len(),
-        });
-    }
+    PayloadError::check_count(events.len())?;
     Ok(events
         .iter()
         .map(|event| {
@@ -37,8 +32,23 @@ fn is_manifest_media_type(media_type: &str) -> bool {
     media_type.contains("manifest") || media_type.contains("image.index")
 }
 
-/// Reads one event; `Err` carries why it cannot be read.
-fn read_event(event: &Value, options: &ParseOptions) -> Result<ParsedEvent, String> {
+/// Azure Container Registry's own webhook: one Distribution-shaped event without the
+/// `events` envelope (`{"action": "push", "target": {…}, "request": {"host"}}`).
+pub(in crate::webhook) fn parse_single(
+    root: &Value,
+    options: &ParseOptions,
+) -> Result<Vec<ParsedEvent>, PayloadError> {
+    Ok(vec![read_event(root, options).unwrap_or_else(|why| {
+        ParsedEvent::ignored(IgnoreReason::Invalid(why), None)
+    })])
+}
+
+/// Reads one event; `Err` carries why it cannot be read. Also the shape of Azure Container
+/// Registry's webhook and of an Event Grid `ImagePushed` event's `data`.
+pub(in crate::webhook) fn read_event(
+    event: &Value,
+    options: &ParseOptions,
+) -> Result<ParsedEvent, String> {
     if !event.is_object() {
         return Err("an event must be a JSON object".to_string());
     }
@@ -180,6 +190,7 @@ mod tests {
         let headers = headers(&[("content-type", EVENTS_V1)]);
         let options = ParseOptions {
             registry_host: Some("registry.internal:5000".to_string()),
+            ..Default::default()
         };
         let parsed = parse_payload(&headers, body.as_bytes(), &options).unwrap();
         assert_eq!(
@@ -243,5 +254,26 @@ mod tests {
         assert!(malformed(r#"{"events": {}}"#, &headers).contains("events must be an array"));
         let empty = parse(r#"{"events": []}"#, &headers).unwrap();
         assert!(empty.events.is_empty());
+    }
+
+    #[test]
+    fn acr_sends_one_event_without_the_envelope() {
+        let parsed = parse_file("acr_push.json", &json_headers());
+        assert_eq!(parsed.format, SourceFormat::Acr);
+        let push = only_push(&parsed);
+        assert_eq!(
+            push.image.to_string(),
+            "myregistry.azurecr.io/hello-world:v1"
+        );
+        assert_eq!(
+            push.digest.as_deref(),
+            Some("sha256:80f0d5c8786bb9e621a45ece0db56d11cdc624ad20da9fe62e9d25490f331d7d")
+        );
+        let delete = parse(
+            r#"{"action": "delete", "target": {"repository": "hello-world", "tag": "v1"}, "request": {"host": "r.azurecr.io"}}"#,
+            &json_headers(),
+        )
+        .unwrap();
+        assert_eq!(ignored_reasons(&delete), vec!["action delete"]);
     }
 }

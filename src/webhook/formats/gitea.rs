@@ -188,6 +188,7 @@ mod tests {
         assert!(message.contains("package.html_url is missing"), "{message}");
         let options = ParseOptions {
             registry_host: Some("git.internal:3000".into()),
+            ..Default::default()
         };
         let parsed = parse_payload(&gitea_headers("package"), no_url.as_bytes(), &options).unwrap();
         assert_eq!(

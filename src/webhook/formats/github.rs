@@ -5,6 +5,7 @@
 
 use axum::http::HeaderMap;
 
+use super::strip_tag_and_digest;
 use crate::image_ref::{ImageRef, Tag, is_valid_digest};
 use crate::webhook::json::Field;
 use crate::webhook::payload::{IgnoreReason, ParsedEvent, PayloadError, header};
@@ -99,15 +100,6 @@ fn image(package: &Field<'_>, version: &Field<'_>) -> Result<ImageRef, PayloadEr
     let repository = format!("{namespace}/{}", name_field.str()?).to_lowercase();
     ImageRef::from_parts(GITHUB_REGISTRY, &repository)
         .map_err(|e| name_field.malformed(format!("does not make an image reference: {e}")))
-}
-
-/// `ghcr.io/o/n:tag@sha256:…` → `ghcr.io/o/n`; a ':' before the last '/' is a port.
-fn strip_tag_and_digest(reference: &str) -> &str {
-    let name = reference.split('@').next().unwrap_or(reference);
-    match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[..i],
-        _ => name,
-    }
 }
 
 #[cfg(test)]
@@ -231,17 +223,5 @@ mod tests {
             message.contains("container_metadata.tag.name is not a valid tag"),
             "{message}"
         );
-    }
-
-    #[test]
-    fn strip_tag_and_digest_keeps_ports() {
-        use super::strip_tag_and_digest;
-        assert_eq!(strip_tag_and_digest("ghcr.io/o/n:v1"), "ghcr.io/o/n");
-        assert_eq!(
-            strip_tag_and_digest(&format!("ghcr.io/o/n:v1@{DIGEST}")),
-            "ghcr.io/o/n"
-        );
-        assert_eq!(strip_tag_and_digest("host:5000/o/n"), "host:5000/o/n");
-        assert_eq!(strip_tag_and_digest("ghcr.io/o/n"), "ghcr.io/o/n");
     }
 }

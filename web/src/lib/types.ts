@@ -302,6 +302,10 @@ export interface Settings {
   webhook_event_max_count: number;
   deploy_log_retention_days: number;
   deploy_logs_per_stage: number;
+  /** With a signing secret set, still accept Quay pushes (which cannot be signed). */
+  allow_unsigned_quay: boolean;
+  /** Where JFrog repository keys are pulled from (`{repo_key}` stands for the key); null: the webhook's origin host. */
+  jfrog_image_host: string | null;
   /** Host folders deployed containers may bind-mount; empty: none. */
   allowed_bind_paths: string[];
   /** Whether deployed containers may use `network: host`. */

@@ -56,13 +56,19 @@ async function finalStatus(): Promise<string> {
   const badge = page.locator(
     '[data-testid=deploy-status] [data-status=success], [data-testid=deploy-status] [data-status=failed], [data-testid=deploy-status] [data-status=rolled_back]'
   );
-  // On a timeout, say what the page and the daemon saw (CI once timed out here unexplained).
-  await badge.waitFor({ timeout: 180_000 }).catch(async (e) => {
-    const stream = await page.locator('[data-testid=stream-state]').getAttribute('data-phase').catch(() => '?');
-    console.error(`stream ${stream}; page log:\n`, await page.getByRole('log').first().innerText().catch(() => ''));
-    console.error('--- daemon log ---\n', daemon!.log().slice(-8000));
+  try {
+    await badge.waitFor({ timeout: 180_000 });
+  } catch (e) {
+    // A deploy that never ends is the hardest failure to read afterwards: keep what the
+    // page and the daemon said.
+    console.error(
+      'no final status; page log:\n',
+      await page.getByRole('log').innerText().catch(() => '(no log on the page)'),
+      '\n--- daemon log ---\n',
+      daemon!.log().slice(-20000)
+    );
     throw e;
-  });
+  }
   const status = (await badge.getAttribute('data-status')) ?? '';
   if (status !== 'success') {
     console.error(await page.getByRole('log').innerText(), '\n--- daemon log ---\n', daemon!.log().slice(-4000));
