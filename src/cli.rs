@@ -135,6 +135,42 @@ pub enum Command {
     /// Check that the daemon configured here answers GET /healthz (exit 0) or not (exit 1):
     /// the container image's HEALTHCHECK.
     Healthcheck,
+    /// Apply a projects file, or a folder of them (client, admin token): shows what will
+    /// be created, changed and deleted, and applies it once you confirm. Secret
+    /// references (`{ env = "NAME" }`, `{ file = "/path" }`) are read here and sent.
+    Apply {
+        /// The .toml file, or a folder of them.
+        path: std::path::PathBuf,
+        /// Apply without asking (for scripts and CI).
+        #[arg(long, short)]
+        yes: bool,
+        /// Also delete registries, notification targets, projects and stages the file
+        /// does not name.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show what applying a projects file would change, and change nothing (client).
+    /// Exit code 0: no changes; 2: changes; 1: the file has errors or the request failed.
+    Diff {
+        /// The .toml file, or a folder of them.
+        path: std::path::PathBuf,
+        /// Plan deleting what the file does not name, as `apply --prune` would.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Write today's registries, notification targets, projects with their stages and
+    /// settings as a projects file (client); secrets become references to fill in.
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// The daemon's address when neither `--server` nor `DW_SERVER` nor a login says another.

@@ -43,6 +43,9 @@ pub struct Config {
     /// Seconds a client has to send a request's headers, and that an idle keep-alive
     /// connection stays open.
     pub header_timeout_secs: u64,
+    /// A projects file (or folder of them) to apply at start, whenever it changes and on
+    /// SIGHUP; what it names becomes read-only in the UI and the API (managed mode).
+    pub projects: Option<PathBuf>,
     /// In a container: the Docker network deployed containers join and are reached on by
     /// name (`DW_NETWORK`); the daemon joins it at start. `None` there means the one
     /// network the daemon's container is on (see `placement`).
@@ -89,6 +92,7 @@ impl Default for Config {
             max_connections: crate::serve::DEFAULT_MAX_CONNECTIONS,
             header_timeout_secs: crate::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
             network: None,
+            projects: None,
             admin_password: None,
             placement: Placement::Host,
         }
@@ -147,6 +151,10 @@ pub struct ConfigFlags {
     #[arg(long, global = true, value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// Projects file or folder to apply and keep applied (managed mode) [env: DW_PROJECTS]
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projects: Option<PathBuf>,
 }
 
 /// A configuration value that could not be used, naming the key and its source.
@@ -308,6 +316,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "network",
+    "projects",
 ];
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         );
     }
 
-    let notifier = HttpNotifier::new(store.clone());
+    let notifier = HttpNotifier::new(store.clone(), Some(config.public_url()));
     let deployer = Deployer::new(
         store.clone(),
         engine.clone(),
@@ -151,7 +151,10 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
             "cleaned up after an unclean stop"
         );
     }
-    let poller = Arc::new(Poller::new(store.clone(), Arc::new(deployer.clone())));
+    let poller = Arc::new(
+        Poller::new(store.clone(), Arc::new(deployer.clone()))
+            .with_notifier(Arc::new(notifier.clone())),
+    );
     let intake = Intake::new(
         store.clone(),
         Arc::new(deployer.clone()),
@@ -171,12 +174,16 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         login_limiter: Arc::new(LoginLimiter::default()),
         shutdown: shutdown.clone(),
     };
+    if let Some(path) = &config.projects {
+        crate::managed_mode::start(state.clone(), path.clone(), shutdown.clone()).await;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let poll_loop = tokio::spawn(poller.clone().run(shutdown.clone()));
     tokio::spawn(crate::retention::run(store.clone(), shutdown.clone()));
+    tokio::spawn(notifier.clone().run(shutdown.clone()));
     tokio::spawn(deployer.clone().heal_loop(shutdown.clone()));
     let limits = serve::Limits {
         max_connections: config.max_connections,

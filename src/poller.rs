@@ -62,6 +62,8 @@ pub struct Poller {
     backoff: Mutex<HashMap<String, Backoff>>,
     /// Signalled when settings or polling stages change: the loop stops waiting and polls.
     wake: tokio::sync::Notify,
+    /// Told about failing polls (each target decides after how many in a row).
+    notifier: Arc<dyn crate::notify::Notifier>,
 }
 
 /// Why "poll now" could not poll.
@@ -96,7 +98,14 @@ impl Poller {
             clients: Mutex::default(),
             backoff: Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            notifier: Arc::new(crate::notify::NoNotifier),
         }
+    }
+
+    /// Sends failing polls to `notifier` (each poll error with its count in a row).
+    pub fn with_notifier(mut self, notifier: Arc<dyn crate::notify::Notifier>) -> Poller {
+        self.notifier = notifier;
+        self
     }
 
     /// One poll cycle over every image with a polling stage.
@@ -222,7 +231,7 @@ impl Poller {
                     .stages
                     .iter()
                     .map(|stage| {
-                        note_poll_error(&self.store, stage.id, &error);
+                        self.note_poll_error(&watch.project, stage, &error);
                         StageOutcome {
                             stage_id: stage.id,
                             result: PollResult::Error,
@@ -250,7 +259,7 @@ impl Poller {
         listing: &[TagInfo],
     ) -> StageOutcome {
         let error = |message: String| {
-            note_poll_error(&self.store, stage.id, &message);
+            self.note_poll_error(&watch.project, stage, &message);
             StageOutcome {
                 stage_id: stage.id,
                 result: PollResult::Error,
@@ -408,9 +417,24 @@ impl Poller {
 
 /// Records a failed poll; a store that cannot take even that is logged (the outcome still
 /// carries the error).
-fn note_poll_error(store: &Store, stage_id: i64, error: &str) {
-    if let Err(e) = store.record_poll_error(stage_id, error) {
-        tracing::warn!(stage_id, "cannot record the poll error ({error}): {e}");
+impl Poller {
+    fn note_poll_error(&self, project: &Project, stage: &Stage, error: &str) {
+        match self.store.record_poll_error(stage.id, error) {
+            Ok(in_a_row) => self
+                .notifier
+                .notify(crate::notify::Notification::poll_error(
+                    &project.name,
+                    &stage.name,
+                    error,
+                    in_a_row,
+                )),
+            Err(e) => {
+                tracing::warn!(
+                    stage_id = stage.id,
+                    "cannot record the poll error ({error}): {e}"
+                )
+            }
+        }
     }
 }
 

@@ -92,6 +92,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Each bad field and why.
+    pub fn fields(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
     /// `Ok` when nothing was recorded, else the 422 error.
     pub fn into_result(self) -> Result<(), ApiError> {
         if self.is_empty() {

@@ -19,6 +19,7 @@
 //! and translate the outcome into response types of their own (never store rows). They
 //! never hold SQL or Docker types.
 
+mod apply;
 pub mod auth;
 mod deploys;
 mod error;
@@ -27,6 +28,7 @@ mod extract;
 mod headers;
 mod health;
 mod instances;
+mod managed;
 mod notifications;
 mod openapi;
 mod projects;
@@ -62,6 +64,7 @@ use crate::notify::HttpNotifier;
 use crate::poller::Poller;
 use crate::store::Store;
 
+pub use apply::{ApplyError, apply_files};
 pub use auth::{LoginLimiter, ensure_admin};
 pub use error::{ApiError, ErrorBody, not_found};
 pub use events::{STREAMS_PER_CALLER, STREAMS_TOTAL};
@@ -126,6 +129,10 @@ pub fn router(state: AppState) -> Router {
         public: groups.public.layer(timeout),
         protected: groups
             .protected
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                managed::refuse_edits,
+            ))
             .route_layer(auth.clone())
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(timeout),
@@ -167,6 +174,7 @@ fn document(groups: Groups) -> utoipa::openapi::OpenApi {
     openapi::add_common_errors(&mut api, PUBLIC_ROUTES);
     openapi::add_field_rules(&mut api);
     openapi::add_query_rules(&mut api);
+    managed::document_refusals(&mut api);
     api
 }
 
@@ -240,8 +248,12 @@ impl Groups {
                 notifications::delete
             ))
             .routes(routes!(notifications::test))
+            .routes(routes!(notifications::preview))
             .routes(routes!(system::webhook_events))
-            .routes(routes!(system::reconcile));
+            .routes(routes!(system::reconcile))
+            .routes(routes!(apply::apply))
+            .routes(routes!(apply::export))
+            .routes(routes!(managed::list));
         let root_protected = OpenApiRouter::new().routes(routes!(system::metrics));
         let streams = OpenApiRouter::new()
             .routes(routes!(events::log_stream))

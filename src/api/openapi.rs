@@ -116,7 +116,7 @@ pub fn add_common_errors(api: &mut OpenApi, public: &[(&str, &str)]) {
     }
 }
 
-fn error_response(description: &str) -> Response {
+pub(super) fn error_response(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -161,7 +161,10 @@ const RULES: &[(&[&str], &str, Rule)] = &[
     (
         &["NewNotificationBody", "NotificationChanges"],
         "kind",
-        Rule::OneOf(&["webhook", "slack", "discord", "ntfy"]),
+        Rule::OneOf(&[
+            "webhook", "slack", "discord", "ntfy", "telegram", "gotify", "email", "matrix",
+            "pushover", "teams", "apprise",
+        ]),
     ),
     (
         &["NewRegistryBody", "RegistryChanges"],
@@ -236,7 +239,7 @@ const RULES: &[(&[&str], &str, Rule)] = &[
     (
         &["NewNotificationBody", "NotificationChanges"],
         "url",
-        Rule::Pattern("^https?://[^\\s/?#]+([/?#]\\S*)?$", 2048),
+        Rule::Pattern("^[A-Za-z][A-Za-z0-9+.-]*://\\S+$", 2048),
     ),
 ];
 

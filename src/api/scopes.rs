@@ -71,8 +71,14 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("put", "/api/notifications/{id}", Admin),
     ("delete", "/api/notifications/{id}", Admin),
     ("post", "/api/notifications/{id}/test", Admin),
+    ("post", "/api/notifications/preview", Read),
     ("get", "/api/webhook-events", Read),
     ("post", "/api/reconcile", Admin),
+    // projects files: applying changes everything; the export and the markers show only
+    // what reading the resources shows (secrets as references)
+    ("post", "/api/apply", Admin),
+    ("get", "/api/export", Read),
+    ("get", "/api/managed", Read),
 ];
 
 /// The scope a request to the route `path` (axum's matched path) with `method` needs;

@@ -294,7 +294,7 @@ pub async fn check_proxy(
 }
 
 /// Validates the changes against the current settings and builds the store update.
-fn check(
+pub(super) fn check(
     current: &Settings,
     body: &SettingsChanges,
     data_dir: Option<&std::path::Path>,

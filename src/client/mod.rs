@@ -6,6 +6,7 @@
 //! keeps working against a daemon of another version as long as the fields it reads stay.
 //! Exit codes: 0 done, 1 the request failed, 3 a followed deploy did not succeed.
 
+mod apply;
 mod login;
 mod overview;
 mod sse;
@@ -225,6 +226,20 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply {
+            path,
+            yes,
+            prune,
+            server,
+        } => apply::apply(&Client::new(&server)?, &path, prune, !yes).await,
+        Command::Diff {
+            path,
+            prune,
+            server,
+        } => apply::diff(&Client::new(&server)?, &path, prune).await,
+        Command::Export { output, server } => {
+            apply::export(&Client::new(&server)?, output.as_deref()).await
         }
     }
 }

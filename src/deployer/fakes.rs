@@ -14,7 +14,7 @@ use crate::docker::{
     EngineError, ImageInfo, PullProgress, RegistryAuth,
 };
 use crate::health::{Attempt, HealthError, HealthPolicy, HealthProbe, Healthy};
-use crate::notify::{DeployNotification, Notifier};
+use crate::notify::{Notification, Notifier};
 use crate::proxy::{HostId, HostSpec, OwnedHost, Proxy, ProxyError, ProxyKind, Upstream};
 use crate::store::{
     Deploy, NewDeploy, NewProject, NewStage, Project, Settings, SettingsUpdate, Stage, Store,
@@ -400,7 +400,7 @@ impl Proxy for FakeProxy {
 struct NoNotifier;
 
 impl Notifier for NoNotifier {
-    fn notify(&self, _notification: DeployNotification) {}
+    fn notify(&self, _notification: Notification) {}
 }
 
 /// A deployer on the fakes, with a real store in a temp folder, one project and its stage

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
 use crate::health::{self, HealthPolicy, Reachability};
-use crate::notify::{DeployNotification, Outcome};
+use crate::notify::{EventKind, Notification};
 use crate::proxy::{HostId, HostSpec, ProxyError, Upstream};
 use crate::store::{
     Deploy, DeployStatus, Instance, InstanceStatus, LogLevel, NewInstance, Project, Stage,
@@ -582,7 +582,7 @@ impl Run<'_> {
         self.notify(
             &plan.project,
             &plan.stage,
-            Outcome::Success,
+            EventKind::Success,
             started,
             None,
             &instance.subdomains,
@@ -595,6 +595,20 @@ impl Run<'_> {
     async fn roll_back(&mut self, failure: Failure, started: Instant) -> DeployOutcome {
         self.log(LogLevel::Error, failure.step, &failure.message);
         let rolled_back = !self.created.is_empty();
+        // The new container's last words often say why it failed; read them before the
+        // rollback removes it.
+        let log = match self.created.iter().find_map(|c| match c {
+            Created::Container(id) => Some(id.clone()),
+            _ => None,
+        }) {
+            Some(id) => self
+                .inner
+                .engine
+                .logs(&id, crate::notify::message::LOG_TAIL_LINES)
+                .await
+                .ok(),
+            None => None,
+        };
         while let Some(created) = self.created.pop() {
             self.undo(created.undo()).await;
         }
@@ -618,11 +632,18 @@ impl Run<'_> {
             self.inner.store.get_stage(self.deploy.stage_id),
         ) {
             let outcome = if rolled_back {
-                Outcome::RolledBack
+                EventKind::Rollback
             } else {
-                Outcome::Failed
+                EventKind::Failure
             };
-            self.notify(&project, &stage, outcome, started, Some(&failure), &[]);
+            self.notify(
+                &project,
+                &stage,
+                outcome,
+                started,
+                Some((&failure, log)),
+                &[],
+            );
         }
         let (step, error) = (failure.step.to_string(), failure.message);
         if rolled_back {
@@ -685,29 +706,29 @@ impl Run<'_> {
         &self,
         project: &Project,
         stage: &Stage,
-        outcome: Outcome,
+        event: EventKind,
         started: Instant,
-        failure: Option<&Failure>,
+        failure: Option<(&Failure, Option<String>)>,
         urls: &[String],
     ) {
-        self.inner.notifier.notify(DeployNotification {
-            event: outcome,
-            project: project.name.clone(),
-            stage: stage.name.clone(),
-            tag: self.deploy.tag.clone(),
-            digest: self.deploy.digest.clone(),
-            status: match outcome {
-                Outcome::Success => "success",
-                Outcome::Failed => "failed",
-                Outcome::RolledBack => "rolled_back",
-            }
-            .into(),
-            error: failure.map(|f| f.message.clone()),
-            failed_step: failure.map(|f| f.step.to_string()),
-            deploy_id: self.deploy.id,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            urls: urls.iter().map(|d| format!("http://{d}")).collect(),
-        });
+        let mut notification =
+            Notification::blank(event, &project.name, &stage.name, &self.deploy.tag);
+        notification.digest = self.deploy.digest.clone();
+        notification.status = match event {
+            EventKind::Success => "success",
+            EventKind::Rollback => "rolled_back",
+            _ => "failed",
+        }
+        .into();
+        notification.deploy_id = Some(self.deploy.id);
+        notification.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        notification.urls = urls.iter().map(|d| format!("http://{d}")).collect();
+        if let Some((failure, log)) = failure {
+            notification.error = Some(failure.message.clone());
+            notification.failed_step = Some(failure.step.to_string());
+            notification.set_log_tail(log.as_deref().unwrap_or_default());
+        }
+        self.inner.notifier.notify(notification);
     }
 
     fn set_status(&mut self, status: DeployStatus) {

@@ -14,6 +14,7 @@
 mod deploys;
 mod env;
 mod instances;
+mod managed;
 mod notifications;
 mod poll_state;
 mod projects;
@@ -37,8 +38,10 @@ pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,
 };
 pub use instances::{Instance, InstanceStatus, NewInstance};
+pub use managed::{ManagedKind, ManagedMarker, ScratchStore};
 pub use notifications::{
-    NewNotificationTarget, NotificationKind, NotificationTarget, NotificationTargetUpdate,
+    DeliveryStatus, EventKind, NewNotificationTarget, NotificationKind, NotificationTarget,
+    NotificationTargetUpdate, OutboxEntry, TargetFilter, Templates,
 };
 pub use poll_state::{PollResult, PollState, SeenTags};
 pub use projects::{
@@ -256,6 +259,8 @@ fn migrations() -> Migrations<'static> {
         )),
         M::up(include_str!("migrations/003_webhook_limits.sql")),
         M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
+        M::up(include_str!("migrations/005_notifications.sql")).foreign_key_check(),
+        M::up(include_str!("migrations/006_managed_resources.sql")),
         M::up(include_str!("migrations/008_webhook_senders.sql")),
     ])
 }

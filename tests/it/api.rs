@@ -72,8 +72,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("put", "/api/notifications/{id}"),
     ("delete", "/api/notifications/{id}"),
     ("post", "/api/notifications/{id}/test"),
+    ("post", "/api/notifications/preview"),
     ("get", "/api/webhook-events"),
     ("post", "/api/reconcile"),
+    ("post", "/api/apply"),
+    ("get", "/api/export"),
+    ("get", "/api/managed"),
 ];
 
 /// Every (method, path) of the served spec.
@@ -846,20 +850,21 @@ async fn settings_notifications_webhook_events_and_deploy_lists() {
     let target = api
         .create(
             "/api/notifications",
-            json!({ "name": "team", "kind": "slack", "url": "http://127.0.0.1:1/hooks/T000/B000/xoxb-secret", "on_success": false }),
+            json!({ "name": "team", "kind": "slack", "url": "http://127.0.0.1:1/hooks/T000/B000/xoxb-secret", "events": ["failure", "rollback"] }),
         )
         .await;
     assert_eq!(target["has_url"], true);
-    assert_eq!(target["on_success"], false);
+    assert_eq!(target["events"], json!(["failure", "rollback"]));
     let tid = target["id"].as_i64().unwrap();
     let (status, updated) = api
         .put(
             &format!("/api/notifications/{tid}"),
-            json!({ "kind": "discord", "on_success": true }),
+            json!({ "kind": "discord", "events": ["success"] }),
         )
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["kind"], "discord");
+    assert_eq!(updated["events"], json!(["success"]));
     assert_eq!(updated["name"], "team");
     let (status, body) = api
         .post(

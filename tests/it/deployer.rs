@@ -531,6 +531,7 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
     let h = DeployHarness::new().await;
     h.push(HEALTHY_IMAGE, "v1").await;
     h.push(UNHEALTHY_IMAGE, "v2").await;
+    h.push(CRASH_IMAGE, "v3").await;
     let (url, received) = notification_receiver().await;
     for (name, url) in [
         ("receiver", url),
@@ -541,9 +542,8 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
                 name: name.into(),
                 kind: NotificationKind::Webhook,
                 url,
-                on_success: true,
-                on_failure: true,
-                on_rollback: true,
+                filter: TargetFilter::default(),
+                templates: Templates::default(),
             })
             .unwrap();
     }
@@ -553,10 +553,9 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
         .create_notification_target(&NewNotificationTarget {
             name: "silent".into(),
             kind: NotificationKind::Slack,
-            url: format!("http://{}/never", silent.local_addr().unwrap()),
-            on_success: true,
-            on_failure: true,
-            on_rollback: true,
+            url: format!("slack+http://{}/never", silent.local_addr().unwrap()),
+            filter: TargetFilter::default(),
+            templates: Templates::default(),
         })
         .unwrap();
     let project = h.project(Some("/health"));
@@ -567,20 +566,38 @@ async fn outcomes_are_notified_and_a_dead_target_does_not_slow_the_deploy() {
     let deploy_time = started.elapsed();
     let (bad, _) = h.deploy_now(&stage, "v2").await;
     assert_eq!(bad.status, DeployStatus::RolledBack);
+    let (crashed, _) = h.deploy_now(&stage, "v3").await;
+    assert_eq!(crashed.status, DeployStatus::RolledBack);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while received.lock().unwrap().len() < 2 && Instant::now() < deadline {
+    while received.lock().unwrap().len() < 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let bodies = received.lock().unwrap().clone();
-    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
     assert_eq!(bodies[0]["event"], "success");
     assert_eq!(bodies[0]["project"], project.name);
     assert_eq!(bodies[0]["stage"], "dev");
     assert_eq!(bodies[0]["tag"], "v1");
     assert_eq!(bodies[0]["deploy_id"], ok.id);
-    assert_eq!(bodies[1]["event"], "rolled_back");
+    assert_eq!(bodies[1]["event"], "rollback");
     assert_eq!(bodies[1]["failed_step"], "health_check");
     assert!(bodies[1]["error"].as_str().unwrap().contains("healthy"));
+    // A crash brings the container's last words, read before the rollback removed it.
+    assert_eq!(bodies[2]["event"], "rollback");
+    assert!(
+        bodies[2]["log_tail"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .contains("test app: crashing on purpose")),
+        "{}",
+        bodies[2]
+    );
+    assert!(
+        bodies[2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Last log lines:")
+    );
     // The silent target would hold a waiting deploy for 10 s (two 5 s tries).
     assert!(
         deploy_time < Duration::from_secs(10),

@@ -721,9 +721,8 @@ fn notification_targets_keep_their_url_sealed() {
             name: "team".into(),
             kind: NotificationKind::Slack,
             url: url.into(),
-            on_success: true,
-            on_failure: true,
-            on_rollback: false,
+            filter: TargetFilter::default(),
+            templates: Templates::default(),
         })
         .unwrap();
     assert_eq!(t.store.notification_url(target.id).unwrap(), url);
@@ -771,9 +770,8 @@ fn write_every_kind_of_secret(store: &Store) -> Vec<&'static str> {
             name: "ntfy".into(),
             kind: NotificationKind::Ntfy,
             url: "https://ntfy.example.test/topic-PLAINTEXT-6".into(),
-            on_success: true,
-            on_failure: true,
-            on_rollback: true,
+            filter: TargetFilter::default(),
+            templates: Templates::default(),
         })
         .unwrap();
     vec![

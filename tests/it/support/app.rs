@@ -33,6 +33,8 @@ pub struct AppOptions {
     /// Connection cap and header timeout, when not the defaults.
     pub max_connections: Option<usize>,
     pub header_timeout_secs: Option<u64>,
+    /// A projects file to keep applied (managed mode, `serve --projects`).
+    pub projects: Option<std::path::PathBuf>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -46,6 +48,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         data_dir: data_dir.path().join("data"),
         docker_host: options.docker_host,
         public_url: options.public_url,
+        projects: options.projects,
         admin_password: Some(Secret(ADMIN_PASSWORD.into())),
         ..Config::default()
     };

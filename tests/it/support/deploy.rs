@@ -46,7 +46,14 @@ impl DeployHarness {
         let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
         store.update_settings(&quick_health()).unwrap();
         let engine: Arc<dyn Engine> = Arc::new(BollardEngine::connect(None).unwrap());
-        let notifier: Arc<dyn Notifier> = Arc::new(HttpNotifier::new(store.clone()));
+        let http_notifier = HttpNotifier::new(store.clone(), None);
+        // The outbox worker runs for the harness's life (the test process's, at most).
+        tokio::spawn(
+            http_notifier
+                .clone()
+                .run(tokio_util::sync::CancellationToken::new()),
+        );
+        let notifier: Arc<dyn Notifier> = Arc::new(http_notifier);
         let deployer = Deployer::new(
             store.clone(),
             engine.clone(),

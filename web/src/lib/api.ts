@@ -13,9 +13,11 @@ import type {
   Instance,
   LogEntry,
   LoginAnswer,
+  Managed,
   Me,
   NotificationInput,
   NotificationTarget,
+  PreviewAnswer,
   PollState,
   Project,
   ProjectInput,
@@ -263,7 +265,14 @@ export function createClient(options: ClientOptions = {}) {
       update: (id: number, input: Partial<NotificationInput>) =>
         put<NotificationTarget>(`/api/notifications/${id}`, input),
       remove: (id: number) => del(`/api/notifications/${id}`),
-      test: (id: number) => post<TestAnswer>(`/api/notifications/${id}/test`)
+      test: (id: number) => post<TestAnswer>(`/api/notifications/${id}/test`),
+      preview: (input: { title_template?: string; body_template?: string; event?: string }) =>
+        post<PreviewAnswer>('/api/notifications/preview', input)
+    },
+
+    /** Which resources a projects file manages (read-only in the UI). */
+    managed: {
+      list: () => get<Managed[]>('/api/managed')
     }
   };
 }

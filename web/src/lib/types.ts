@@ -24,7 +24,20 @@ export type InstanceStatus = 'starting' | 'running' | 'stopping' | 'stopped' | '
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type RegistryKind = 'oci' | 'gitea' | 'dockerhub' | 'ghcr';
 export type ProxyKind = 'none' | 'npm' | 'caddy' | 'traefik';
-export type NotificationKind = 'webhook' | 'slack' | 'discord' | 'ntfy';
+export type NotificationKind =
+  | 'webhook'
+  | 'slack'
+  | 'discord'
+  | 'ntfy'
+  | 'telegram'
+  | 'gotify'
+  | 'email'
+  | 'matrix'
+  | 'pushover'
+  | 'teams'
+  | 'apprise';
+
+export type NotificationEvent = 'success' | 'failure' | 'rollback' | 'approval_needed' | 'poll_error';
 
 export interface User {
   id: number;
@@ -329,20 +342,38 @@ export interface NotificationTarget {
   name: string;
   kind: NotificationKind;
   has_url: boolean;
-  on_success: boolean;
-  on_failure: boolean;
-  on_rollback: boolean;
+  events: NotificationEvent[];
+  projects: string[];
+  stages: string[];
+  poll_error_threshold: number;
+  title_template: string | null;
+  body_template: string | null;
+  delivery: {
+    last_attempt_at: string | null;
+    last_success_at: string | null;
+    last_error: string | null;
+    pending: number;
+  };
   created_at: string;
 }
 
 export interface NotificationInput {
   name: string;
-  kind: NotificationKind;
+  /** For a plain http(s) URL: which webhook format. */
+  kind?: NotificationKind;
   /** Write-only; left out keeps the stored one. */
   url?: string;
-  on_success: boolean;
-  on_failure: boolean;
-  on_rollback: boolean;
+  events?: NotificationEvent[];
+  projects?: string[];
+  stages?: string[];
+  poll_error_threshold?: number;
+  title_template?: string;
+  body_template?: string;
+}
+
+export interface PreviewAnswer {
+  title: string;
+  body: string;
 }
 
 export interface TestAnswer {
@@ -368,4 +399,16 @@ export interface WebhookEvent {
   project_id: number | null;
   stage_id: number | null;
   deploy_id: number | null;
+}
+
+/** A resource a projects file manages (`GET /api/managed`): read-only here. */
+export interface Managed {
+  kind: 'registry' | 'project' | 'stage' | 'notification' | 'settings';
+  id: number;
+  /** The file or folder that was applied. */
+  origin: string;
+  /** The file the resource is written in, and the line. */
+  file: string;
+  line: number;
+  applied_at: string;
 }

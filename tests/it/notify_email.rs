@@ -1,0 +1,232 @@
+//! Email through a real SMTP server (aiosmtpd, Debian's python3-aiosmtpd installed by
+//! `./dev services`) on 127.0.0.1: plain for a local relay, STARTTLS and implicit TLS
+//! with a login, with a certificate from a private CA the notifier is told to trust.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use docker_watcher::notify::{Endpoints, EventKind, HttpNotifier, Notification, Notifier};
+use docker_watcher::store::{
+    NewNotificationTarget, NotificationKind, Store, TargetFilter, Templates,
+};
+use serde_json::Value;
+
+use crate::support::free_port;
+
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    out: std::path::PathBuf,
+    cert: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start(mode: &str) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        // A self-signed server certificate (not a CA: rustls refuses a CA certificate
+        // used as the server's own), trusted by the notifier as an extra root.
+        let p = |name: &str| dir.path().join(name);
+        let made = Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args([
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+            ])
+            .args(["-keyout", "key.pem", "-out", "cert.pem"])
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is needed to make the test certificate");
+        assert!(made.success());
+        let (cert, key) = (p("cert.pem"), p("key.pem"));
+        let script = dir.path().join("smtp_server.py");
+        std::fs::write(&script, include_str!("support/smtp_server.py")).unwrap();
+        let port = free_port();
+        let out = dir.path().join("mails.jsonl");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .args([mode, &port.to_string()])
+            .args([&out, &cert, &key])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 with aiosmtpd (./dev services installs python3-aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "aiosmtpd did not start: is python3-aiosmtpd installed? (./dev services)"
+        );
+        SmtpServer {
+            child,
+            port,
+            out,
+            cert: std::fs::read(&cert).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn mails(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        // Closing stdin stops the server; kill is the fallback.
+        drop(self.child.stdin.take().map(|mut s| s.flush()));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends the sample rollback to `url` and returns the target's last error.
+async fn send(url: &str, server: &SmtpServer) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = docker_watcher::crypto::KeyFile::new(dir.path().join("master.key"))
+        .load_or_create()
+        .unwrap();
+    let store = Store::open(dir.path(), docker_watcher::crypto::Sealer::new(key)).unwrap();
+    let target = store
+        .create_notification_target(&NewNotificationTarget {
+            name: "mail".into(),
+            kind: NotificationKind::Email,
+            url: url.into(),
+            filter: TargetFilter::default(),
+            templates: Templates::default(),
+        })
+        .unwrap();
+    let endpoints = Endpoints {
+        smtp_extra_root_pem: Some(server.cert.clone()),
+        ..Endpoints::default()
+    };
+    let notifier = HttpNotifier::with_endpoints(store.clone(), None, endpoints);
+    notifier.notify(Notification::sample(EventKind::Rollback));
+    notifier.deliver_due().await;
+    store
+        .get_notification_target(target.id)
+        .unwrap()
+        .status
+        .last_error
+}
+
+fn assert_the_rollback_mail(mail: &Value, tls: bool, login: Option<&str>) {
+    assert_eq!(mail["mail_from"], "deploys@example.test");
+    assert_eq!(
+        mail["rcpt_tos"],
+        serde_json::json!(["ops@example.test", "dev@example.test"])
+    );
+    assert_eq!(mail["tls"], tls);
+    assert_eq!(mail["login"].as_str(), login);
+    let content = mail["content"].as_str().unwrap();
+    assert!(
+        content.contains("Subject: shop/dev: rolled back dev-4f2a91"),
+        "{content}"
+    );
+    assert!(content.contains("Failed step: health_check"), "{content}");
+    assert!(
+        content.contains("error: cannot reach database at db:5432"),
+        "{content}"
+    );
+}
+
+#[tokio::test]
+async fn starttls_with_login_delivers_the_mail() {
+    let server = SmtpServer::start("starttls");
+    let url = format!(
+        "smtp://bot:bot-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption=starttls",
+        server.port
+    );
+    assert_eq!(send(&url, &server).await, None);
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1);
+    assert_the_rollback_mail(&mails[0], true, Some("bot"));
+}
+
+#[tokio::test]
+async fn implicit_tls_with_login_delivers_the_mail() {
+    let server = SmtpServer::start("implicit");
+    let url = format!(
+        "smtp://bot:bot-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption=implicit",
+        server.port
+    );
+    assert_eq!(send(&url, &server).await, None);
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1);
+    assert_the_rollback_mail(&mails[0], true, Some("bot"));
+}
+
+#[tokio::test]
+async fn plain_relay_and_a_wrong_password() {
+    let server = SmtpServer::start("plain");
+    let url = format!(
+        "smtp://127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption=none",
+        server.port
+    );
+    assert_eq!(send(&url, &server).await, None);
+    assert_the_rollback_mail(&server.mails()[0], false, None);
+
+    let tls = SmtpServer::start("starttls");
+    let wrong = format!(
+        "smtp://bot:not-the-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test&encryption=starttls",
+        tls.port
+    );
+    let error = send(&wrong, &tls).await.expect("the login fails");
+    assert!(
+        error.contains("mail not accepted") && error.contains("535"),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-password"), "{error}");
+    assert!(tls.mails().is_empty());
+}
+
+#[tokio::test]
+async fn starttls_refuses_a_server_it_cannot_trust() {
+    let server = SmtpServer::start("starttls");
+    let url = format!(
+        "smtp://bot:bot-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test&encryption=starttls",
+        server.port
+    );
+    // Without the private CA the certificate is not trusted and nothing is sent.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = docker_watcher::crypto::KeyFile::new(dir.path().join("master.key"))
+        .load_or_create()
+        .unwrap();
+    let store = Store::open(dir.path(), docker_watcher::crypto::Sealer::new(key)).unwrap();
+    let target = store
+        .create_notification_target(&NewNotificationTarget {
+            name: "mail".into(),
+            kind: NotificationKind::Email,
+            url,
+            filter: TargetFilter::default(),
+            templates: Templates::default(),
+        })
+        .unwrap();
+    let notifier = HttpNotifier::new(store.clone(), None);
+    let error = notifier
+        .send_test(target.id)
+        .await
+        .expect_err("untrusted certificate");
+    assert!(error.contains("mail not accepted"), "{error}");
+    assert!(server.mails().is_empty());
+}
