@@ -171,6 +171,39 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Promote what one stage runs to another stage of the project, by digest: the
+    /// target runs byte for byte what the source runs (client). With --follow, shows the
+    /// log live (through any wait for approval or a deploy window) and exits 3 unless it
+    /// succeeds.
+    Promote {
+        /// Project name.
+        project: String,
+        /// The stage whose running version to promote.
+        from: String,
+        /// The stage to deploy it to.
+        to: String,
+        /// Start even outside the target stage's deploy windows.
+        #[arg(long)]
+        outside_window: bool,
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve a deploy waiting for approval (client).
+    Approve {
+        /// The deploy's id (see `deploys --status awaiting_approval`).
+        deploy_id: i64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Reject a deploy waiting for approval; it never runs (client).
+    Reject {
+        /// The deploy's id.
+        deploy_id: i64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// The daemon's address when neither `--server` nor `DW_SERVER` nor a login says another.

@@ -185,6 +185,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     tokio::spawn(crate::retention::run(store.clone(), shutdown.clone()));
     tokio::spawn(notifier.clone().run(shutdown.clone()));
     tokio::spawn(deployer.clone().heal_loop(shutdown.clone()));
+    tokio::spawn(deployer.clone().release_loop(shutdown.clone()));
     let limits = serve::Limits {
         max_connections: config.max_connections,
         header_timeout: std::time::Duration::from_secs(config.header_timeout_secs),

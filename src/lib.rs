@@ -5,6 +5,7 @@
 //! reverse proxy and kept, or rolled back. See ARCHITECTURE.md for the code map.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod poller;
 pub mod projects_file;
 pub mod proxy;
 pub mod registry;
+pub mod release;
 pub mod retention;
 pub mod serve;
 pub mod store;

@@ -342,7 +342,29 @@ impl Poller {
             ));
         }
         let mut deploy_id = None;
-        if stage.auto_deploy {
+        // A tag the stage's release rules refuse is recorded with the reason (the audit
+        // log is where a poll's ignored tags are kept).
+        let admitted = match crate::release::admit_automatic(&self.store, stage, &selection.tag) {
+            Ok(Ok(())) => true,
+            Ok(Err(reason)) => {
+                tracing::info!(stage_id = stage.id, tag = %selection.tag, "new tag ignored: {reason}");
+                crate::audit::record(
+                    &self.store,
+                    &crate::audit::Actor::poller(),
+                    "tag.ignored",
+                    crate::audit::Target {
+                        kind: "stage",
+                        id: Some(stage.id),
+                        name: Some(stage.name.clone()),
+                        project_id: Some(stage.project_id),
+                    },
+                    format!("{}: {reason}", selection.tag),
+                );
+                false
+            }
+            Err(e) => return error(format!("cannot read the stage's release rules: {e}")),
+        };
+        if stage.auto_deploy && admitted {
             match self
                 .trigger
                 .request_deploy(DeployRequest {
@@ -352,6 +374,7 @@ impl Poller {
                     digest: selection.digest.clone(),
                     trigger: Trigger::Poll,
                     detected_at: Some(chrono::Utc::now()),
+                    origin: Default::default(),
                 })
                 .await
             {

@@ -1,5 +1,6 @@
 //! Keeping the database from growing without bound: prunes webhook events and the logs
-//! of finished deploys by the limits in the settings (`WebhookLimits`), shortly after
+//! of finished deploys by the limits in the settings (`WebhookLimits`), and audit entries
+//! older than `audit::RETENTION_DAYS`, shortly after
 //! start and then every hour, on a blocking thread. Each prune deletes in small batches
 //! (see `store::retention`), so requests are never held up for long.
 
@@ -20,6 +21,7 @@ const FIRST: Duration = Duration::from_secs(30);
 pub struct Pruned {
     pub webhook_events: u64,
     pub deploy_log_lines: u64,
+    pub audit_entries: u64,
 }
 
 /// Applies the settings' retention limits once (blocking).
@@ -36,6 +38,8 @@ pub fn prune_once(store: &Store) -> StoreResult<Pruned> {
             now - days(limits.deploy_log_retention_days),
             limits.deploy_logs_per_stage,
         )?,
+        audit_entries: store
+            .prune_audit(now - chrono::Duration::days(crate::audit::RETENTION_DAYS))?,
     })
 }
 
@@ -53,6 +57,7 @@ pub async fn run(store: Store, shutdown: CancellationToken) {
             Ok(Ok(pruned)) if pruned != Pruned::default() => tracing::info!(
                 webhook_events = pruned.webhook_events,
                 deploy_log_lines = pruned.deploy_log_lines,
+                audit_entries = pruned.audit_entries,
                 "pruned old records"
             ),
             Ok(Ok(_)) => {}

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::Actor;
 use crate::store::{StoreError, Trigger};
 
 /// A request to bring `tag` to a stage.
@@ -16,6 +17,19 @@ pub struct DeployRequest {
     pub trigger: Trigger,
     /// When the new tag was first noticed (for detection-to-serving time).
     pub detected_at: Option<DateTime<Utc>>,
+    /// Who asked, and what the release workflow needs to know about the request.
+    pub origin: RequestOrigin,
+}
+
+/// Who asked for a deploy and how: the audit log's actor (the trigger's detector when
+/// `None`), where a promotion came from, and whether a person chose to start it outside
+/// the stage's deploy windows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestOrigin {
+    pub actor: Option<Actor>,
+    /// The stage (and the deploy there) whose digest a promotion brings.
+    pub promoted_from: Option<(i64, Option<i64>)>,
+    pub outside_window: bool,
 }
 
 /// Something that accepts deploy requests.

@@ -76,8 +76,8 @@ pub enum AuthVia {
     },
     /// A session id sent as a bearer token (what login returns for scripts).
     BearerSession { session_hash: String },
-    /// A named API token.
-    ApiToken,
+    /// A named API token (its hash names it for the audit log).
+    ApiToken { token_hash: String },
 }
 
 impl Principal {
@@ -94,7 +94,7 @@ impl Principal {
             AuthVia::Cookie { session_hash, .. } | AuthVia::BearerSession { session_hash } => {
                 Some(session_hash)
             }
-            AuthVia::ApiToken => None,
+            AuthVia::ApiToken { .. } => None,
         }
     }
 }
@@ -515,7 +515,7 @@ pub async fn me(
     let (auth, csrf_token) = match principal.via.clone() {
         AuthVia::Cookie { csrf_token, .. } => ("cookie", Some(csrf_token)),
         AuthVia::BearerSession { .. } => ("session", None),
-        AuthVia::ApiToken => ("token", None),
+        AuthVia::ApiToken { .. } => ("token", None),
     };
     Ok(Json(MeAnswer {
         user: UserView::from(&user),
@@ -674,7 +674,7 @@ fn authenticate(
         if let Some((user_id, scope)) = store.user_for_token(&hash)? {
             return Ok(Principal {
                 user_id,
-                via: AuthVia::ApiToken,
+                via: AuthVia::ApiToken { token_hash: hash },
                 scope,
             });
         }

@@ -14,9 +14,10 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, ApiQuery};
+use super::release::origin_of;
 use super::{AppState, validate};
 use crate::image_ref::Tag;
-use crate::store::{Deploy, DeployFilter, DeployLogEntry, DeployStatus};
+use crate::store::{Deploy, DeployFilter, DeployLogEntry, DeployStatus, Store};
 
 /// Most deploys one page may hold.
 pub const PAGE_MAX: u32 = 500;
@@ -28,10 +29,11 @@ pub struct DeployView {
     pub stage_id: i64,
     pub tag: String,
     pub digest: Option<String>,
-    /// `webhook`, `poll`, `manual` or `api`.
+    /// `webhook`, `poll`, `manual`, `api` or `promotion`.
     pub trigger: String,
-    /// `pending`, `pulling`, `starting`, `configuring_proxy`, `health_checking`, then one
-    /// of the final `success`, `failed`, `rolled_back`, `superseded`.
+    /// `awaiting_approval` or `scheduled` (waiting, see the release workflow), `pending`,
+    /// `pulling`, `starting`, `configuring_proxy`, `health_checking`, then one of the
+    /// final `success`, `failed`, `rolled_back`, `superseded`, `rejected`, `expired`.
     pub status: String,
     /// Whether the status is final.
     pub finished: bool,
@@ -43,6 +45,17 @@ pub struct DeployView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// For a promotion: the stage (id and name) and deploy its digest came from.
+    pub promoted_from_stage_id: Option<i64>,
+    pub promoted_from_stage: Option<String>,
+    pub promoted_from_deploy_id: Option<i64>,
+    /// For a deploy awaiting approval: when it expires, and who approved it so far.
+    pub approval_expires_at: Option<DateTime<Utc>>,
+    pub approved_by: Vec<String>,
+    /// Approvals its stage needs (0: none).
+    pub approvals_required: u32,
+    /// A person chose to start it outside the stage's deploy windows.
+    pub outside_window: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -89,6 +102,17 @@ pub struct LogQuery {
 #[serde(deny_unknown_fields)]
 pub struct DeployTagBody {
     pub tag: String,
+    /// Start even outside the stage's deploy windows.
+    #[serde(default)]
+    pub outside_window: bool,
+}
+
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WindowQuery {
+    /// Start even outside the stage's deploy windows.
+    pub outside_window: Option<bool>,
 }
 
 impl From<Deploy> for DeployView {
@@ -109,8 +133,35 @@ impl From<Deploy> for DeployView {
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
+            promoted_from_stage_id: d.promoted_from_stage_id,
+            promoted_from_stage: None,
+            promoted_from_deploy_id: d.promoted_from_deploy_id,
+            approval_expires_at: d.approval_expires_at,
+            approved_by: Vec::new(),
+            approvals_required: 0,
+            outside_window: d.outside_window,
         }
     }
+}
+
+/// The deploy's view with what the release workflow adds from other rows: the source
+/// stage's name, and for one awaiting approval its approvers and how many it needs.
+pub fn view_of(store: &Store, deploy: Deploy) -> DeployView {
+    let awaiting = deploy.status == DeployStatus::AwaitingApproval;
+    let id = deploy.id;
+    let stage_id = deploy.stage_id;
+    let mut view = DeployView::from(deploy);
+    if let Some(from) = view.promoted_from_stage_id {
+        view.promoted_from_stage = store.get_stage(from).ok().map(|s| s.name);
+    }
+    if awaiting {
+        view.approved_by = store.approvers(id).unwrap_or_default();
+        view.approvals_required = store
+            .get_stage(stage_id)
+            .map(|s| s.release.approvals_required)
+            .unwrap_or_default();
+    }
+    view
 }
 
 impl From<DeployLogEntry> for LogEntryView {
@@ -157,7 +208,10 @@ pub async fn list(
         None
     };
     Ok(Json(DeployPage {
-        deploys: deploys.into_iter().map(DeployView::from).collect(),
+        deploys: deploys
+            .into_iter()
+            .map(|d| view_of(&state.store, d))
+            .collect(),
         next_before,
     }))
 }
@@ -168,7 +222,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<DeployView>, ApiError> {
-    Ok(Json(state.store.get_deploy(id)?.into()))
+    Ok(Json(view_of(&state.store, state.store.get_deploy(id)?)))
 }
 
 /// The deploy's log so far, in order (for a live view, use `logs/stream`).
@@ -203,38 +257,46 @@ pub async fn deploy_tag(
 ) -> Result<(StatusCode, Json<DeployView>), ApiError> {
     let tag = Tag::parse(body.tag.trim()).map_err(|e| FieldErrors::single("tag", e.to_string()))?;
     state.store.get_stage(stage_id)?;
+    let origin = origin_of(&state, &principal, body.outside_window)?;
     let id = state
         .deployer
-        .deploy_tag(stage_id, tag.as_str(), principal.trigger())
+        .deploy_tag_as(stage_id, tag.as_str(), principal.trigger(), origin)
         .await?;
     queued(&state, id)
 }
 
 /// Queue the tag of an earlier deploy again.
-#[utoipa::path(post, path = "/deploys/{id}/redeploy", tag = "deploys", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/deploys/{id}/redeploy", tag = "deploys", params(("id" = i64, Path), WindowQuery),
     responses((status = 202, body = DeployView, description = "queued"), (status = 404, body = ErrorBody)))]
 pub async fn redeploy(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path(id): Path<i64>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<(StatusCode, Json<DeployView>), ApiError> {
-    let new_id = state.deployer.redeploy(id, principal.trigger()).await?;
+    let origin = origin_of(&state, &principal, query.outside_window.unwrap_or(false))?;
+    let new_id = state
+        .deployer
+        .redeploy(id, principal.trigger(), origin)
+        .await?;
     queued(&state, new_id)
 }
 
 /// Queue a deploy of the tag that was live before the current one.
-#[utoipa::path(post, path = "/stages/{id}/rollback", tag = "deploys", params(("id" = i64, Path, description = "stage id")),
+#[utoipa::path(post, path = "/stages/{id}/rollback", tag = "deploys", params(("id" = i64, Path, description = "stage id"), WindowQuery),
     responses((status = 202, body = DeployView, description = "queued"), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "no earlier tag to go back to")))]
 pub async fn rollback(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path(stage_id): Path<i64>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<(StatusCode, Json<DeployView>), ApiError> {
     state.store.get_stage(stage_id)?;
+    let origin = origin_of(&state, &principal, query.outside_window.unwrap_or(false))?;
     let id = state
         .deployer
-        .roll_back_stage(stage_id, principal.trigger())
+        .roll_back_stage(stage_id, principal.trigger(), origin)
         .await?;
     queued(&state, id)
 }
@@ -242,6 +304,6 @@ pub async fn rollback(
 fn queued(state: &AppState, id: i64) -> Result<(StatusCode, Json<DeployView>), ApiError> {
     Ok((
         StatusCode::ACCEPTED,
-        Json(state.store.get_deploy(id)?.into()),
+        Json(view_of(&state.store, state.store.get_deploy(id)?)),
     ))
 }

@@ -314,7 +314,8 @@ struct LogFollow {
 enum Item {
     Log(LogEntryView),
     Status(StatusEvent),
-    End(Result<DeployView, String>),
+    /// Boxed: a deploy's view is far larger than the other items.
+    End(Box<Result<DeployView, String>>),
 }
 
 impl Item {
@@ -325,8 +326,10 @@ impl Item {
                 json_event("log", &entry).id(id)
             }
             Item::Status(status) => json_event("status", &status),
-            Item::End(Ok(deploy)) => json_event("end", &deploy),
-            Item::End(Err(error)) => json_event("end", &serde_json::json!({ "error": error })),
+            Item::End(end) => match *end {
+                Ok(deploy) => json_event("end", &deploy),
+                Err(error) => json_event("end", &serde_json::json!({ "error": error })),
+            },
         }
     }
 }
@@ -411,7 +414,7 @@ impl LogFollow {
             .get_deploy(self.deploy_id)
             .map(DeployView::from)
             .map_err(|e| e.to_string());
-        self.queue.push_back(Item::End(deploy));
+        self.queue.push_back(Item::End(Box::new(deploy)));
         self.done = true;
     }
 
@@ -497,7 +500,7 @@ mod tests {
             match item {
                 Item::Log(entry) => sent.push(entry.id),
                 Item::Status(_) => {}
-                Item::End(deploy) => end = Some(deploy.unwrap().status),
+                Item::End(deploy) => end = Some(deploy.as_ref().as_ref().unwrap().status.clone()),
             }
         }
         assert_eq!(sent, written);

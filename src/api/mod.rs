@@ -20,6 +20,7 @@
 //! never hold SQL or Docker types.
 
 mod apply;
+mod audit;
 pub mod auth;
 mod deploys;
 mod error;
@@ -33,8 +34,10 @@ mod notifications;
 mod openapi;
 mod projects;
 mod registries;
+mod release;
 pub mod scopes;
 mod settings;
+mod stage_release;
 mod stages;
 mod system;
 mod ui;
@@ -132,6 +135,10 @@ pub fn router(state: AppState) -> Router {
             .route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 managed::refuse_edits,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                audit::record_changes,
             ))
             .route_layer(auth.clone())
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -237,6 +244,11 @@ impl Groups {
             .routes(routes!(deploys::deploy_tag))
             .routes(routes!(deploys::redeploy))
             .routes(routes!(deploys::rollback))
+            .routes(routes!(release::promote))
+            .routes(routes!(release::approve))
+            .routes(routes!(release::reject))
+            .routes(routes!(release::waiting))
+            .routes(routes!(audit::list))
             .routes(routes!(settings::get, settings::update))
             .routes(routes!(settings::webhook))
             .routes(routes!(settings::regenerate_webhook))

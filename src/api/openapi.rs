@@ -186,6 +186,27 @@ const RULES: &[(&[&str], &str, Rule)] = &[
         "max_instances",
         Rule::Range(1, 100),
     ),
+    // The release workflow's stage fields.
+    (
+        &["NewStageBody", "StageChanges"],
+        "policy",
+        Rule::OneOf(&["any", "forward", "patch", "minor"]),
+    ),
+    (
+        &["NewStageBody", "StageChanges"],
+        "approvals_required",
+        Rule::Range(0, 10),
+    ),
+    (
+        &["NewStageBody", "StageChanges"],
+        "approval_timeout",
+        Rule::Range(1, 31_536_000),
+    ),
+    (
+        &["NewStageBody", "StageChanges"],
+        "promote_from",
+        Rule::Name,
+    ),
     (
         &["NewProjectBody", "ProjectChanges", "SettingsChanges"],
         "health_retries",

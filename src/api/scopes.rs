@@ -55,6 +55,12 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("get", "/api/deploys", Read),
     ("get", "/api/deploys/{id}", Read),
     ("post", "/api/deploys/{id}/redeploy", Deploy),
+    // release workflow: promoting and deciding on deploys is deploy's; the log is read's.
+    ("post", "/api/stages/{id}/promote", Deploy),
+    ("post", "/api/deploys/{id}/approve", Deploy),
+    ("post", "/api/deploys/{id}/reject", Deploy),
+    ("get", "/api/deploys/waiting", Read),
+    ("get", "/api/audit", Read),
     ("get", "/api/deploys/{id}/logs", Read),
     ("get", "/api/deploys/{id}/logs/stream", Read),
     ("get", "/api/events", Read),
@@ -71,7 +77,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("put", "/api/notifications/{id}", Admin),
     ("delete", "/api/notifications/{id}", Admin),
     ("post", "/api/notifications/{id}/test", Admin),
-    ("post", "/api/notifications/preview", Read),
+    ("post", "/api/notifications/preview", Admin),
     ("get", "/api/webhook-events", Read),
     ("post", "/api/reconcile", Admin),
     // projects files: applying changes everything; the export and the markers show only

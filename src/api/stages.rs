@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, double_option};
 use super::projects::{EnvVarBody, EnvVarView, check_env};
+use super::stage_release::{self, ReleaseChanges};
 use super::{AppState, validate};
-use crate::store::{NewStage, Stage, StageUpdate, Store};
+use crate::store::{NewStage, Stage, StageRelease, StageUpdate, Store};
 use crate::subdomain::Subdomain;
 use crate::tags::{TagPattern, TagPatternError};
 
@@ -37,6 +38,20 @@ pub struct StageView {
     pub env: Vec<EnvVarView>,
     pub container_port: Option<u16>,
     pub health_path: Option<String>,
+    /// Release workflow: `any`, `forward`, `patch` or `minor`.
+    pub policy: String,
+    /// Whether prerelease versions (`1.3.0-rc.1`) deploy.
+    pub prerelease: bool,
+    /// The stage (name) this one takes versions from, by promotion only.
+    pub promote_from: Option<String>,
+    /// Distinct approvers every deploy needs; 0 for none.
+    pub approvals_required: u32,
+    /// Seconds a deploy waits for approval before it expires.
+    pub approval_timeout: u32,
+    /// Ranges in which deploys may start (`Mon-Fri 02:00-06:00`); empty for any time.
+    pub deploy_windows: Vec<String>,
+    /// The IANA time zone of the windows.
+    pub window_timezone: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -60,6 +75,15 @@ pub struct NewStageBody {
     pub env: Vec<EnvVarBody>,
     pub container_port: Option<u32>,
     pub health_path: Option<String>,
+    // Release workflow (see `StageView`); left out: the defaults (any, prereleases on,
+    // no promotion source, no approvals, 86400 s, no windows, UTC).
+    pub policy: Option<String>,
+    pub prerelease: Option<bool>,
+    pub promote_from: Option<String>,
+    pub approvals_required: Option<u32>,
+    pub approval_timeout: Option<u32>,
+    pub deploy_windows: Option<Vec<String>>,
+    pub window_timezone: Option<String>,
 }
 
 /// Fields left out keep their value; `null` clears an optional one.
@@ -82,6 +106,16 @@ pub struct StageChanges {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub health_path: Option<Option<String>>,
+    // Release workflow (see `StageView`).
+    pub policy: Option<String>,
+    pub prerelease: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub promote_from: Option<Option<String>>,
+    pub approvals_required: Option<u32>,
+    pub approval_timeout: Option<u32>,
+    pub deploy_windows: Option<Vec<String>>,
+    pub window_timezone: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,10 +149,25 @@ impl From<Stage> for StageView {
             env: s.env.into_iter().map(EnvVarView::from).collect(),
             container_port: s.container_port,
             health_path: s.health_path,
+            policy: s.release.policy.as_str().into(),
+            prerelease: s.release.prerelease,
+            promote_from: s.release.promote_from.map(|id| format!("stage {id}")),
+            approvals_required: s.release.approvals_required,
+            approval_timeout: s.release.approval_timeout_secs,
+            deploy_windows: s.release.windows,
+            window_timezone: s.release.window_timezone,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
     }
+}
+
+/// The stage's view with the name of the stage it is promoted from.
+pub fn view(store: &Store, stage: Stage) -> StageView {
+    let from = stage_release::promote_from_name(store, &stage);
+    let mut view = StageView::from(stage);
+    view.promote_from = from.or(view.promote_from);
+    view
 }
 
 /// The project's stages in name order (the order tags are matched in).
@@ -134,7 +183,7 @@ pub async fn list(
             .store
             .list_stages(project_id)?
             .into_iter()
-            .map(StageView::from)
+            .map(|s| view(&state.store, s))
             .collect(),
     ))
 }
@@ -165,6 +214,22 @@ pub async fn create(
     if let Some(path) = &body.health_path {
         errors.check("health_path", validate::http_path(path));
     }
+    let release = stage_release::apply(
+        &mut errors,
+        &state.store,
+        project_id,
+        None,
+        &StageRelease::default(),
+        ReleaseChanges {
+            policy: body.policy,
+            prerelease: body.prerelease,
+            promote_from: body.promote_from.map(Some),
+            approvals_required: body.approvals_required,
+            approval_timeout: body.approval_timeout,
+            deploy_windows: body.deploy_windows,
+            window_timezone: body.window_timezone,
+        },
+    )?;
     errors.into_result()?;
     let project = state.store.get_project(project_id)?;
     check_domain_clash(&state.store, &project.name, &body.name, None)?;
@@ -180,12 +245,13 @@ pub async fn create(
         env,
         container_port: port,
         health_path: body.health_path,
+        release,
     })?;
     if created.polling {
         // Its baseline is taken now, not after the poller's current wait.
         state.poller.wake();
     }
-    Ok((StatusCode::CREATED, Json(created.into())))
+    Ok((StatusCode::CREATED, Json(view(&state.store, created))))
 }
 
 #[utoipa::path(get, path = "/stages/{id}", tag = "stages", params(("id" = i64, Path)),
@@ -194,7 +260,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<StageView>, ApiError> {
-    Ok(Json(state.store.get_stage(id)?.into()))
+    Ok(Json(view(&state.store, state.store.get_stage(id)?)))
 }
 
 #[utoipa::path(put, path = "/stages/{id}", tag = "stages", params(("id" = i64, Path)),
@@ -232,6 +298,22 @@ pub async fn update(
     if let Some(Some(path)) = &body.health_path {
         errors.check("health_path", validate::http_path(path));
     }
+    let release = stage_release::apply(
+        &mut errors,
+        &state.store,
+        current.project_id,
+        Some(id),
+        &current.release,
+        ReleaseChanges {
+            policy: body.policy,
+            prerelease: body.prerelease,
+            promote_from: body.promote_from,
+            approvals_required: body.approvals_required,
+            approval_timeout: body.approval_timeout,
+            deploy_windows: body.deploy_windows,
+            window_timezone: body.window_timezone,
+        },
+    )?;
     errors.into_result()?;
     if let Some(name) = body.name.as_ref().filter(|n| **n != current.name) {
         let project = state.store.get_project(current.project_id)?;
@@ -252,6 +334,7 @@ pub async fn update(
             env,
             container_port: port,
             health_path: body.health_path,
+            release: Some(release),
         },
     )?;
     let watched_changed = updated.polling != current.polling
@@ -261,7 +344,7 @@ pub async fn update(
     if updated.polling && watched_changed {
         state.poller.wake();
     }
-    Ok(Json(updated.into()))
+    Ok(Json(view(&state.store, updated)))
 }
 
 /// Deletes the stage with its deploys, after retiring its instances: their containers

@@ -241,7 +241,43 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export { output, server } => {
             apply::export(&Client::new(&server)?, output.as_deref()).await
         }
+        Command::Promote {
+            project,
+            from,
+            to,
+            outside_window,
+            follow,
+            server,
+        } => {
+            let client = Client::new(&server)?;
+            let project = find_project(&client.projects().await?, &project)?.clone();
+            let from = client.stage(project.id, &from).await?;
+            let to = client.stage(project.id, &to).await?;
+            let deploy: Deploy = client
+                .post(
+                    &format!("/api/stages/{}/promote", to.id),
+                    &json!({ "from_stage_id": from.id, "outside_window": outside_window }),
+                )
+                .await?;
+            eprintln!(
+                "deploy {} requested: {}/{} ← {} from {} ({})",
+                deploy.id, project.name, to.name, deploy.tag, from.name, deploy.status
+            );
+            finish(&client, deploy.id, follow).await
+        }
+        Command::Approve { deploy_id, server } => decide(&server, deploy_id, "approve").await,
+        Command::Reject { deploy_id, server } => decide(&server, deploy_id, "reject").await,
     }
+}
+
+/// Approves or rejects a deploy waiting for approval and prints where it is now.
+async fn decide(server: &ServerArgs, deploy_id: i64, verb: &str) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let deploy: Deploy = client
+        .post(&format!("/api/deploys/{deploy_id}/{verb}"), &json!({}))
+        .await?;
+    println!("deploy {} ({}): {}", deploy.id, deploy.tag, deploy.status);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// After queueing a deploy: follow it, or say how to.

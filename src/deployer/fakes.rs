@@ -515,6 +515,7 @@ pub fn stage(id: i64, project_id: i64) -> Stage {
         env: Vec::new(),
         container_port: None,
         health_path: None,
+        release: Default::default(),
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     }

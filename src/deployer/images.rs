@@ -89,7 +89,16 @@ pub(super) fn unneeded_tags(
     }
     deploys
         .iter()
-        .filter(|d| !matches!(d.status, DeployStatus::Pending | DeployStatus::Superseded))
+        .filter(|d| {
+            !(d.status.is_waiting()
+                || matches!(
+                    d.status,
+                    DeployStatus::Pending
+                        | DeployStatus::Superseded
+                        | DeployStatus::Rejected
+                        | DeployStatus::Expired
+                ))
+        })
         .map(|d| d.tag.as_str())
         .filter(|tag| !keep.contains(tag))
         .map(str::to_string)
@@ -129,6 +138,10 @@ mod tests {
             created_at: chrono::Utc::now(),
             started_at: None,
             finished_at: None,
+            promoted_from_stage_id: None,
+            promoted_from_deploy_id: None,
+            approval_expires_at: None,
+            outside_window: false,
         }
     }
 

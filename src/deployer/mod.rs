@@ -14,6 +14,7 @@ mod containers;
 mod events;
 #[cfg(test)]
 pub(crate) mod fakes;
+mod gate;
 mod images;
 mod naming;
 mod ops;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use crate::docker::Engine;
 use crate::notify::Notifier;
 use crate::proxy::Proxy;
-use crate::store::{DeployStatus, LogLevel, NewDeploy, Store, StoreError, Trigger};
+use crate::store::{DeployStatus, LogLevel, Store, StoreError};
 
 pub use crate::trigger::{DeployRequest, DeployTrigger};
 pub use containers::{Containers, DockerContainers};
@@ -127,7 +128,11 @@ impl Deployer {
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {
             let inner = runner.clone();
             Box::pin(async move {
-                pipeline::deploy(&inner, deploy_id).await;
+                let started = gate_audit_start(&inner, deploy_id);
+                let outcome = pipeline::deploy(&inner, deploy_id).await;
+                if let Some(target) = started {
+                    gate_audit_end(&inner, target, &outcome);
+                }
             })
         }));
         Ok(Deployer { inner, queue })
@@ -226,33 +231,43 @@ impl Deployer {
 #[async_trait::async_trait]
 impl DeployTrigger for Deployer {
     async fn request_deploy(&self, request: DeployRequest) -> Result<i64, StoreError> {
-        let deploy = self.inner.store.create_deploy(&NewDeploy {
-            project_id: request.project_id,
-            stage_id: request.stage_id,
-            tag: request.tag.clone(),
-            digest: request.digest.clone(),
-            trigger: request.trigger,
-            detected_at: request.detected_at,
-        })?;
-        self.inner.publish_status(
-            &deploy.id,
-            request.project_id,
-            request.stage_id,
-            &request.tag,
-            DeployStatus::Pending,
-        );
-        self.inner.log(
-            deploy.id,
-            LogLevel::Info,
-            "queue",
-            &format!("{} requested {}", request.trigger, request.tag),
-        );
-        let automatic = matches!(request.trigger, Trigger::Webhook | Trigger::Poll);
-        for superseded in self.queue.enqueue(request.stage_id, deploy.id, automatic) {
-            self.inner.supersede(superseded, deploy.id);
-        }
-        Ok(deploy.id)
+        self.admit(request).await
     }
+}
+
+/// The audit log's "deploy started" entry, when the deploy is about to run (not when the
+/// queue skips it); returns what the end entry needs.
+fn gate_audit_start(inner: &Inner, deploy_id: i64) -> Option<crate::audit::Target> {
+    let deploy = inner.store.get_deploy(deploy_id).ok()?;
+    if deploy.status != DeployStatus::Pending {
+        return None;
+    }
+    let stage = inner.store.get_stage(deploy.stage_id).ok()?;
+    let target = gate::deploy_target(&deploy, &stage);
+    crate::audit::record(
+        &inner.store,
+        &crate::audit::Actor::system(),
+        "deploy.start",
+        target.clone(),
+        format!("deploying {}", deploy.tag),
+    );
+    Some(target)
+}
+
+fn gate_audit_end(inner: &Inner, target: crate::audit::Target, outcome: &DeployOutcome) {
+    let detail = match outcome {
+        DeployOutcome::Success { instance_id } => format!("success (instance {instance_id})"),
+        DeployOutcome::Failed { step, error } => format!("failed at {step}: {error}"),
+        DeployOutcome::RolledBack { step, error } => format!("rolled back at {step}: {error}"),
+        DeployOutcome::Skipped => return,
+    };
+    crate::audit::record(
+        &inner.store,
+        &crate::audit::Actor::system(),
+        "deploy.finish",
+        target,
+        detail,
+    );
 }
 
 impl Inner {

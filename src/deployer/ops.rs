@@ -1,4 +1,5 @@
-//! Manual operations the API calls: deploy a tag, redeploy, roll a stage back; stop,
+//! Manual operations the API calls: deploy a tag, redeploy, roll a stage back, promote
+//! another stage's digest; stop,
 //! start or remove an instance; and retire everything a stage runs before the stage (or
 //! its project) is deleted.
 
@@ -7,6 +8,7 @@ use crate::store::{DeployFilter, DeployStatus, InstanceStatus, StoreError, Trigg
 
 use super::retire::{self, STOP_GRACE};
 use super::{DeployRequest, DeployTrigger, Deployer};
+use crate::trigger::RequestOrigin;
 
 /// Why a manual operation was refused or failed. The API maps each variant to its own
 /// status: a store error keeps its kind (missing 404, clash 409, anything else 500).
@@ -36,6 +38,19 @@ impl Deployer {
         tag: &str,
         trigger: Trigger,
     ) -> Result<i64, OpsError> {
+        self.deploy_tag_as(stage_id, tag, trigger, RequestOrigin::default())
+            .await
+    }
+
+    /// [`Deployer::deploy_tag`] with who asked (for the audit log and approvals) and
+    /// whether it may start outside the stage's deploy windows.
+    pub async fn deploy_tag_as(
+        &self,
+        stage_id: i64,
+        tag: &str,
+        trigger: Trigger,
+        origin: RequestOrigin,
+    ) -> Result<i64, OpsError> {
         let stage = self.inner.store.get_stage(stage_id)?;
         Ok(self
             .request_deploy(DeployRequest {
@@ -45,18 +60,85 @@ impl Deployer {
                 digest: None,
                 trigger,
                 detected_at: None,
+                origin,
             })
             .await?)
     }
 
     /// Deploys the tag of an earlier deploy again.
-    pub async fn redeploy(&self, deploy_id: i64, trigger: Trigger) -> Result<i64, OpsError> {
+    pub async fn redeploy(
+        &self,
+        deploy_id: i64,
+        trigger: Trigger,
+        origin: RequestOrigin,
+    ) -> Result<i64, OpsError> {
         let deploy = self.inner.store.get_deploy(deploy_id)?;
-        self.deploy_tag(deploy.stage_id, &deploy.tag, trigger).await
+        self.deploy_tag_as(deploy.stage_id, &deploy.tag, trigger, origin)
+            .await
+    }
+
+    /// Deploys to `stage_id` exactly what `from_stage_id` (a stage of the same project)
+    /// runs: its newest running instance's tag, pulled by that instance's digest.
+    pub async fn promote(
+        &self,
+        stage_id: i64,
+        from_stage_id: i64,
+        origin: RequestOrigin,
+    ) -> Result<i64, OpsError> {
+        let store = &self.inner.store;
+        let stage = store.get_stage(stage_id)?;
+        let from = store.get_stage(from_stage_id)?;
+        if from.project_id != stage.project_id {
+            return Err(OpsError::Conflict(format!(
+                "stage {} belongs to another project; promote between stages of one project",
+                from.name
+            )));
+        }
+        if from.id == stage.id {
+            return Err(OpsError::Conflict(
+                "a stage cannot be promoted to itself; pick another source stage".into(),
+            ));
+        }
+        let instance = store
+            .list_instances(from.id)?
+            .into_iter()
+            .filter(|i| i.status == InstanceStatus::Running)
+            .max_by_key(|i| i.id)
+            .ok_or_else(|| {
+                OpsError::Conflict(format!(
+                    "stage {} runs nothing to promote; deploy there first",
+                    from.name
+                ))
+            })?;
+        let digest = instance.digest.clone().ok_or_else(|| {
+            OpsError::Conflict(format!(
+                "the digest of what stage {} runs is not known (it was not pulled from a registry); redeploy it there first",
+                from.name
+            ))
+        })?;
+        Ok(self
+            .request_deploy(DeployRequest {
+                project_id: stage.project_id,
+                stage_id,
+                tag: instance.tag,
+                digest: Some(digest),
+                trigger: Trigger::Promotion,
+                detected_at: None,
+                origin: RequestOrigin {
+                    promoted_from: Some((from.id, instance.deploy_id)),
+                    ..origin
+                },
+            })
+            .await?)
     }
 
     /// Deploys the tag that was live before the current one.
-    pub async fn roll_back_stage(&self, stage_id: i64, trigger: Trigger) -> Result<i64, OpsError> {
+    pub async fn roll_back_stage(
+        &self,
+        stage_id: i64,
+        trigger: Trigger,
+        origin: RequestOrigin,
+    ) -> Result<i64, OpsError> {
         let successes = self.inner.store.list_deploys(&DeployFilter {
             stage_id: Some(stage_id),
             status: Some(DeployStatus::Success),
@@ -75,7 +157,8 @@ impl Deployer {
                     current.tag
                 ))
             })?;
-        self.deploy_tag(stage_id, &previous.tag, trigger).await
+        self.deploy_tag_as(stage_id, &previous.tag, trigger, origin)
+            .await
     }
 
     pub async fn stop_instance(&self, instance_id: i64) -> Result<(), OpsError> {

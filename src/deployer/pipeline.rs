@@ -152,7 +152,7 @@ impl Run<'_> {
             (Some(stage_domain), Some(instance_domain))
         };
         let plan = Plan {
-            image: rules::image(&project, &self.deploy.tag),
+            image: rules::deploy_image(&project, &self.deploy),
             probe_path: rules::probe_path(&project, &stage),
             project,
             stage,

@@ -8,7 +8,17 @@ use crate::proxy::{HostId, Upstream};
 use crate::store::{Instance, InstanceStatus, Project, Settings, Stage};
 use crate::subdomain::Subdomain;
 
-/// The image a deploy pulls and runs: `host/repo:tag`.
+/// The image a deploy pulls and runs: `host/repo@digest` for a promotion (so the stage
+/// runs byte for byte what the source stage ran, whatever the tag points at now), else
+/// `host/repo:tag`.
+pub(super) fn deploy_image(project: &Project, deploy: &crate::store::Deploy) -> String {
+    match (&deploy.promoted_from_stage_id, &deploy.digest) {
+        (Some(_), Some(digest)) => format!("{}@{digest}", project.image),
+        _ => image(project, &deploy.tag),
+    }
+}
+
+/// The image of a tag: `host/repo:tag`.
 pub(super) fn image(project: &Project, tag: &str) -> String {
     format!("{}:{tag}", project.image)
 }

@@ -276,6 +276,10 @@ impl Intake {
             ));
             return Ok((outcome, Some(project.id), Some(stage.id)));
         }
+        if let Err(reason) = crate::release::admit_automatic(&self.store, stage, &tag)? {
+            outcome.reason = Some(reason);
+            return Ok((outcome, Some(project.id), Some(stage.id)));
+        }
         let deploy_id = self
             .trigger
             .request_deploy(DeployRequest {
@@ -285,6 +289,7 @@ impl Intake {
                 digest: digest.map(str::to_string),
                 trigger: Trigger::Webhook,
                 detected_at: Some(chrono::Utc::now()),
+                origin: Default::default(),
             })
             .await?;
         outcome.outcome = WebhookOutcomeText::Deployed;

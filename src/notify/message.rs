@@ -18,7 +18,7 @@ pub struct Notification {
     pub stage: String,
     pub tag: String,
     pub digest: Option<String>,
-    /// The deploy's status (`success`, `failed`, `rolled_back`, `waiting_approval`, …).
+    /// The deploy's status (`success`, `failed`, `rolled_back`, `awaiting_approval`, …).
     pub status: String,
     /// Why it failed.
     pub error: Option<String>,
@@ -45,7 +45,7 @@ impl Notification {
     /// page; send it with [`super::Notifier::notify`].
     pub fn approval_needed(project: &str, stage: &str, tag: &str, deploy_id: i64) -> Notification {
         Notification {
-            status: "waiting_approval".into(),
+            status: "awaiting_approval".into(),
             deploy_id: Some(deploy_id),
             ..Notification::blank(EventKind::ApprovalNeeded, project, stage, tag)
         }
@@ -96,7 +96,7 @@ impl Notification {
                 EventKind::Success => "success",
                 EventKind::Failure => "failed",
                 EventKind::Rollback => "rolled_back",
-                EventKind::ApprovalNeeded => "waiting_approval",
+                EventKind::ApprovalNeeded => "awaiting_approval",
                 EventKind::PollError => "poll_error",
             }
             .into(),

@@ -15,12 +15,17 @@ text_enum! {
         Poll => "poll",
         Manual => "manual",
         Api => "api",
+        /// Another stage's deploy, promoted here with its digest.
+        Promotion => "promotion",
     }
 }
 
 text_enum! {
-    /// Where a deploy is. The last four are final.
+    /// Where a deploy is. The first two wait outside the queue (for approvals, for a
+    /// deploy window); `success` and what follows it are final.
     pub enum DeployStatus {
+        AwaitingApproval => "awaiting_approval",
+        Scheduled => "scheduled",
         Pending => "pending",
         Pulling => "pulling",
         Starting => "starting",
@@ -30,6 +35,10 @@ text_enum! {
         Failed => "failed",
         RolledBack => "rolled_back",
         Superseded => "superseded",
+        /// An approver said no; it never ran.
+        Rejected => "rejected",
+        /// Its approvals did not come in time; it never ran.
+        Expired => "expired",
     }
 }
 
@@ -41,6 +50,16 @@ impl DeployStatus {
                 | DeployStatus::Failed
                 | DeployStatus::RolledBack
                 | DeployStatus::Superseded
+                | DeployStatus::Rejected
+                | DeployStatus::Expired
+        )
+    }
+
+    /// Waiting outside the queue: for approvals or for a deploy window.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            DeployStatus::AwaitingApproval | DeployStatus::Scheduled
         )
     }
 }
@@ -72,6 +91,13 @@ pub struct Deploy {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The stage (and deploy) a promotion took its digest from.
+    pub promoted_from_stage_id: Option<i64>,
+    pub promoted_from_deploy_id: Option<i64>,
+    /// When a deploy awaiting approval expires.
+    pub approval_expires_at: Option<DateTime<Utc>>,
+    /// A person chose to deploy outside the stage's windows.
+    pub outside_window: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -95,7 +121,8 @@ pub struct DeployLogEntry {
 }
 
 const COLUMNS: &str = "id, project_id, stage_id, tag, digest, trigger, status, failed_step, error,
-    instance_id, detected_at, created_at, started_at, finished_at";
+    instance_id, detected_at, created_at, started_at, finished_at, promoted_from_stage_id,
+    promoted_from_deploy_id, approval_expires_at, outside_window";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Deploy> {
     Ok(Deploy {
@@ -113,6 +140,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deploy> {
         created_at: parse_time(&row.get::<_, String>(11)?)?,
         started_at: parse_opt_time(row.get(12)?)?,
         finished_at: parse_opt_time(row.get(13)?)?,
+        promoted_from_stage_id: row.get(14)?,
+        promoted_from_deploy_id: row.get(15)?,
+        approval_expires_at: parse_opt_time(row.get(16)?)?,
+        outside_window: row.get(17)?,
     })
 }
 
@@ -209,14 +240,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deploys not in a final status (what a crash leaves behind), oldest first.
+    /// Deploys queued or under way (what a crash leaves behind), oldest first. Deploys
+    /// waiting for approval or a window are not: they wait in the store, not the queue.
     pub fn list_unfinished_deploys(&self) -> StoreResult<Vec<Deploy>> {
+        self.deploys_where(
+            "status NOT IN ('success', 'failed', 'rolled_back', 'superseded', 'rejected',
+                'expired', 'awaiting_approval', 'scheduled') ORDER BY id",
+            [],
+        )
+    }
+
+    /// Deploys matching a `WHERE` clause of this module's callers (never user input).
+    pub(super) fn deploys_where(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> StoreResult<Vec<Deploy>> {
         let conn = self.conn();
-        let mut statement = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM deploys
-             WHERE status NOT IN ('success', 'failed', 'rolled_back', 'superseded') ORDER BY id"
-        ))?;
-        let rows = statement.query_map([], from_row)?;
+        let mut statement =
+            conn.prepare(&format!("SELECT {COLUMNS} FROM deploys WHERE {clause}"))?;
+        let rows = statement.query_map(params, from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

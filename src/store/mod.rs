@@ -19,6 +19,7 @@ mod notifications;
 mod poll_state;
 mod projects;
 mod registries;
+mod release;
 mod retention;
 mod settings;
 mod stages;
@@ -48,8 +49,9 @@ pub use projects::{
     EnvVar, NewProject, Project, ProjectEvent, ProjectHealth, ProjectUpdate, StoredEnvVar,
 };
 pub use registries::{NewRegistry, Registry, RegistryUpdate};
+pub use release::{ActorKind, AuditEntry, AuditFilter, Decision, NewAuditEntry, VersionPolicy};
 pub use settings::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
-pub use stages::{NewStage, Stage, StageUpdate};
+pub use stages::{NewStage, Stage, StageRelease, StageUpdate};
 pub use users::{ApiToken, Session, TokenScope, User};
 pub use webhook_events::{NewWebhookEvent, WebhookEvent, WebhookOutcome};
 
@@ -141,12 +143,16 @@ impl Store {
 
     fn from_connection(mut connection: Connection, sealer: Sealer) -> StoreResult<Store> {
         connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Foreign keys are off while migrating, as SQLite's table rebuild asks (a dropped
+        // table would otherwise take its children's rows with it); migrations that rebuild
+        // check the keys afterwards (`foreign_key_check`).
+        connection.pragma_update(None, "foreign_keys", "OFF")?;
         migrations()
             .to_latest(&mut connection)
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
         let store = Store {
             connection: Arc::new(Mutex::new(connection)),
             sealer: Arc::new(sealer),
@@ -261,6 +267,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/004_instance_stopping.sql")).foreign_key_check(),
         M::up(include_str!("migrations/005_notifications.sql")).foreign_key_check(),
         M::up(include_str!("migrations/006_managed_resources.sql")),
+        M::up(include_str!("migrations/007_release_workflow.sql")).foreign_key_check(),
         M::up(include_str!("migrations/008_webhook_senders.sql")),
     ])
 }

@@ -74,7 +74,7 @@ impl Store {
                     SELECT id, status, finished_at,
                         ROW_NUMBER() OVER (PARTITION BY stage_id ORDER BY id DESC) AS newer
                     FROM deploys)
-                 WHERE status IN ('success', 'failed', 'rolled_back', 'superseded')
+                 WHERE status IN ('success', 'failed', 'rolled_back', 'superseded', 'rejected', 'expired')
                    AND (COALESCE(finished_at, '') < ?1 OR newer > ?2)
                    AND EXISTS (SELECT 1 FROM deploy_logs WHERE deploy_id = id)",
             )?;

@@ -6,7 +6,10 @@ use rusqlite::Row;
 
 use super::env::{self, EnvColumnEntry, stored_var};
 use super::projects::{EnvVar, StoredEnvVar};
-use super::{Store, StoreResult, changed_or_not_found, json_column, now, one, parse_time};
+use super::release::VersionPolicy;
+use super::{
+    Store, StoreResult, changed_or_not_found, json_column, now, one, parse_column, parse_time,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
@@ -26,6 +29,8 @@ pub struct Stage {
     pub env: Vec<StoredEnvVar>,
     pub container_port: Option<u16>,
     pub health_path: Option<String>,
+    /// Promotion, approvals, windows and version policy (issue 15).
+    pub release: StageRelease,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -43,6 +48,40 @@ pub struct NewStage {
     pub env: Vec<EnvVar>,
     pub container_port: Option<u16>,
     pub health_path: Option<String>,
+    pub release: StageRelease,
+}
+
+/// A stage's release rules. The default is today's behaviour: any version, no approvals,
+/// no windows, tags from pushes and polls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRelease {
+    pub policy: VersionPolicy,
+    /// Whether versions with a prerelease part (`1.3.0-rc.1`) may deploy.
+    pub prerelease: bool,
+    /// The stage (of the same project) this one takes its versions from, by promotion only.
+    pub promote_from: Option<i64>,
+    /// Distinct approvers a deploy needs before it runs; 0 for none.
+    pub approvals_required: u32,
+    /// How long a deploy waits for its approvals before it expires.
+    pub approval_timeout_secs: u32,
+    /// Ranges in which deploys may start (`Mon-Fri 02:00-06:00`); empty for always.
+    pub windows: Vec<String>,
+    /// The IANA time zone the windows are in.
+    pub window_timezone: String,
+}
+
+impl Default for StageRelease {
+    fn default() -> StageRelease {
+        StageRelease {
+            policy: VersionPolicy::Any,
+            prerelease: true,
+            promote_from: None,
+            approvals_required: 0,
+            approval_timeout_secs: 86_400,
+            windows: Vec::new(),
+            window_timezone: "UTC".into(),
+        }
+    }
 }
 
 impl NewStage {
@@ -60,6 +99,7 @@ impl NewStage {
             env: Vec::new(),
             container_port: None,
             health_path: None,
+            release: StageRelease::default(),
         }
     }
 }
@@ -77,11 +117,14 @@ pub struct StageUpdate {
     pub env: Option<Vec<EnvVar>>,
     pub container_port: Option<Option<u16>>,
     pub health_path: Option<Option<String>>,
+    pub release: Option<StageRelease>,
 }
 
 const COLUMNS: &str =
     "id, project_id, name, tag_pattern, version_range, auto_deploy, max_instances,
-    polling, track_digest, env_json, container_port, health_path, created_at, updated_at";
+    polling, track_digest, env_json, container_port, health_path, created_at, updated_at,
+    policy, prerelease, promote_from, approvals_required, approval_timeout_secs, windows_json,
+    window_timezone";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Stage> {
     let env: Vec<EnvColumnEntry> = json_column(row.get::<_, String>(9)?)?;
@@ -98,6 +141,15 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stage> {
         env: env.into_iter().map(stored_var).collect(),
         container_port: row.get(10)?,
         health_path: row.get(11)?,
+        release: StageRelease {
+            policy: parse_column(row.get(14)?)?,
+            prerelease: row.get(15)?,
+            promote_from: row.get(16)?,
+            approvals_required: row.get(17)?,
+            approval_timeout_secs: row.get(18)?,
+            windows: json_column(row.get::<_, String>(19)?)?,
+            window_timezone: row.get(20)?,
+        },
         created_at: parse_time(&row.get::<_, String>(12)?)?,
         updated_at: parse_time(&row.get::<_, String>(13)?)?,
     })
@@ -127,6 +179,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            write_release(&tx, id, &new.release)?;
             let env = env::env_json_for(&tx, &self.sealer, "stages", id, &new.env)?;
             tx.execute("UPDATE stages SET env_json = ?1 WHERE id = ?2", (env, id))?;
             tx.commit()?;
@@ -202,6 +255,9 @@ impl Store {
                 ],
             )?;
             changed_or_not_found(changed, "stage", id)?;
+            if let Some(release) = &update.release {
+                write_release(&tx, id, release)?;
+            }
             tx.commit()?;
         }
         self.get_stage(id)
@@ -213,4 +269,23 @@ impl Store {
             .execute("DELETE FROM stages WHERE id = ?1", [id])?;
         changed_or_not_found(changed, "stage", id)
     }
+}
+
+/// Writes a stage's release rules (create and update share it).
+fn write_release(tx: &rusqlite::Transaction, id: i64, release: &StageRelease) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE stages SET policy = ?2, prerelease = ?3, promote_from = ?4, approvals_required = ?5,
+            approval_timeout_secs = ?6, windows_json = ?7, window_timezone = ?8 WHERE id = ?1",
+        rusqlite::params![
+            id,
+            release.policy.as_str(),
+            release.prerelease,
+            release.promote_from,
+            release.approvals_required,
+            release.approval_timeout_secs,
+            serde_json::to_string(&release.windows)?,
+            release.window_timezone,
+        ],
+    )?;
+    Ok(())
 }

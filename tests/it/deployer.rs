@@ -327,6 +327,7 @@ async fn requests_for_one_stage_are_serialised_and_the_newest_wins() {
         digest: None,
         trigger: Trigger::Webhook,
         detected_at: Some(chrono::Utc::now()),
+        origin: Default::default(),
     };
     let first = h.deployer.request_deploy(request("dev-1")).await.unwrap();
     let second = h.deployer.request_deploy(request("dev-2")).await.unwrap();
@@ -622,6 +623,7 @@ async fn a_replaced_container_stops_in_the_background_without_holding_the_stage(
         digest: None,
         trigger: Trigger::Webhook,
         detected_at: Some(chrono::Utc::now()),
+        origin: Default::default(),
     };
     let v1 = h.deployer.request_deploy(request("v1")).await.unwrap();
     let v1 = h.wait_final(v1).await;

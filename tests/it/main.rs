@@ -41,6 +41,7 @@ mod proxy_pipeline;
 mod reconcile_npm;
 mod registry_client;
 mod registry_support;
+mod release;
 mod server_limits;
 mod store;
 mod tidy;

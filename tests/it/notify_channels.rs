@@ -20,6 +20,16 @@ pub struct Harness {
 
 /// A store with one target at `url`, and a notifier whose fixed hosts point at `fake`.
 pub fn harness(url: &str, kind: NotificationKind, fake: Option<&MockServer>) -> (Harness, i64) {
+    let mut endpoints = Endpoints::default();
+    if let Some(fake) = fake {
+        endpoints.telegram_api = fake.uri();
+        endpoints.pushover_api = fake.uri();
+    }
+    harness_with(url, kind, endpoints)
+}
+
+/// A store with one target at `url`, and a notifier using `endpoints`.
+pub fn harness_with(url: &str, kind: NotificationKind, endpoints: Endpoints) -> (Harness, i64) {
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = KeyFile::new(dir.path().join("master.key"))
         .load_or_create()
@@ -34,11 +44,6 @@ pub fn harness(url: &str, kind: NotificationKind, fake: Option<&MockServer>) -> 
             templates: Templates::default(),
         })
         .unwrap();
-    let mut endpoints = Endpoints::default();
-    if let Some(fake) = fake {
-        endpoints.telegram_api = fake.uri();
-        endpoints.pushover_api = fake.uri();
-    }
     let notifier = HttpNotifier::with_endpoints(
         store.clone(),
         Some("https://deploy.example.test".into()),

@@ -5,12 +5,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use docker_watcher::notify::{Endpoints, EventKind, HttpNotifier, Notification, Notifier};
-use docker_watcher::store::{
-    NewNotificationTarget, NotificationKind, Store, TargetFilter, Templates,
-};
+use docker_watcher::notify::{Endpoints, EventKind, Notification};
+use docker_watcher::store::NotificationKind;
 use serde_json::Value;
 
+use crate::notify_channels::harness_with;
 use crate::support::free_port;
 
 struct SmtpServer {
@@ -100,34 +99,25 @@ impl Drop for SmtpServer {
     }
 }
 
-/// Sends the sample rollback to `url` and returns the target's last error.
+/// Sends the sample rollback to `url`, trusting `server`'s certificate; returns the
+/// target's last error.
 async fn send(url: &str, server: &SmtpServer) -> Option<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, _) = docker_watcher::crypto::KeyFile::new(dir.path().join("master.key"))
-        .load_or_create()
-        .unwrap();
-    let store = Store::open(dir.path(), docker_watcher::crypto::Sealer::new(key)).unwrap();
-    let target = store
-        .create_notification_target(&NewNotificationTarget {
-            name: "mail".into(),
-            kind: NotificationKind::Email,
-            url: url.into(),
-            filter: TargetFilter::default(),
-            templates: Templates::default(),
-        })
-        .unwrap();
     let endpoints = Endpoints {
         smtp_extra_root_pem: Some(server.cert.clone()),
         ..Endpoints::default()
     };
-    let notifier = HttpNotifier::with_endpoints(store.clone(), None, endpoints);
-    notifier.notify(Notification::sample(EventKind::Rollback));
-    notifier.deliver_due().await;
-    store
-        .get_notification_target(target.id)
-        .unwrap()
-        .status
-        .last_error
+    let (h, target) = harness_with(url, NotificationKind::Email, endpoints);
+    h.deliver(Notification::sample(EventKind::Rollback), target)
+        .await
+}
+
+/// The target URL for `server` with an optional login, to two recipients.
+fn mail_url(server: &SmtpServer, login: Option<&str>, encryption: &str) -> String {
+    let login = login.map(|l| format!("{l}@")).unwrap_or_default();
+    format!(
+        "smtp://{login}127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption={encryption}",
+        server.port
+    )
 }
 
 fn assert_the_rollback_mail(mail: &Value, tls: bool, login: Option<&str>) {
@@ -153,10 +143,7 @@ fn assert_the_rollback_mail(mail: &Value, tls: bool, login: Option<&str>) {
 #[tokio::test]
 async fn starttls_with_login_delivers_the_mail() {
     let server = SmtpServer::start("starttls");
-    let url = format!(
-        "smtp://bot:bot-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption=starttls",
-        server.port
-    );
+    let url = mail_url(&server, Some("bot:bot-password"), "starttls");
     assert_eq!(send(&url, &server).await, None);
     let mails = server.mails();
     assert_eq!(mails.len(), 1);
@@ -166,10 +153,7 @@ async fn starttls_with_login_delivers_the_mail() {
 #[tokio::test]
 async fn implicit_tls_with_login_delivers_the_mail() {
     let server = SmtpServer::start("implicit");
-    let url = format!(
-        "smtp://bot:bot-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption=implicit",
-        server.port
-    );
+    let url = mail_url(&server, Some("bot:bot-password"), "implicit");
     assert_eq!(send(&url, &server).await, None);
     let mails = server.mails();
     assert_eq!(mails.len(), 1);
@@ -179,18 +163,11 @@ async fn implicit_tls_with_login_delivers_the_mail() {
 #[tokio::test]
 async fn plain_relay_and_a_wrong_password() {
     let server = SmtpServer::start("plain");
-    let url = format!(
-        "smtp://127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test,dev@example.test&encryption=none",
-        server.port
-    );
-    assert_eq!(send(&url, &server).await, None);
+    assert_eq!(send(&mail_url(&server, None, "none"), &server).await, None);
     assert_the_rollback_mail(&server.mails()[0], false, None);
 
     let tls = SmtpServer::start("starttls");
-    let wrong = format!(
-        "smtp://bot:not-the-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test&encryption=starttls",
-        tls.port
-    );
+    let wrong = mail_url(&tls, Some("bot:not-the-password"), "starttls");
     let error = send(&wrong, &tls).await.expect("the login fails");
     assert!(
         error.contains("mail not accepted") && error.contains("535"),
@@ -203,30 +180,13 @@ async fn plain_relay_and_a_wrong_password() {
 #[tokio::test]
 async fn starttls_refuses_a_server_it_cannot_trust() {
     let server = SmtpServer::start("starttls");
-    let url = format!(
-        "smtp://bot:bot-password@127.0.0.1:{}/?from=deploys@example.test&to=ops@example.test&encryption=starttls",
-        server.port
-    );
-    // Without the private CA the certificate is not trusted and nothing is sent.
-    let dir = tempfile::tempdir().unwrap();
-    let (key, _) = docker_watcher::crypto::KeyFile::new(dir.path().join("master.key"))
-        .load_or_create()
-        .unwrap();
-    let store = Store::open(dir.path(), docker_watcher::crypto::Sealer::new(key)).unwrap();
-    let target = store
-        .create_notification_target(&NewNotificationTarget {
-            name: "mail".into(),
-            kind: NotificationKind::Email,
-            url,
-            filter: TargetFilter::default(),
-            templates: Templates::default(),
-        })
-        .unwrap();
-    let notifier = HttpNotifier::new(store.clone(), None);
-    let error = notifier
-        .send_test(target.id)
+    // Without the certificate as an extra root it is not trusted and nothing is sent.
+    let url = mail_url(&server, Some("bot:bot-password"), "starttls");
+    let (h, target) = harness_with(&url, NotificationKind::Email, Endpoints::default());
+    let error = h
+        .deliver(Notification::sample(EventKind::Rollback), target)
         .await
-        .expect_err("untrusted certificate");
-    assert!(error.contains("mail not accepted"), "{error}");
+        .expect("untrusted certificate");
+    assert!(error.contains("certificate"), "{error}");
     assert!(server.mails().is_empty());
 }

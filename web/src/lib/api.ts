@@ -7,6 +7,8 @@ import type {
   CheckAnswer,
   CreatedToken,
   TokenScope,
+  AuditFilter,
+  AuditPage,
   Deploy,
   DeployFilter,
   DeployPage,
@@ -221,7 +223,13 @@ export function createClient(options: ClientOptions = {}) {
       pollState: (id: number) => get<PollState>(`/api/stages/${id}/poll-state`),
       instances: (id: number) => get<Instance[]>(`/api/stages/${id}/instances`),
       deploy: (id: number, tag: string) => post<Deploy>(`/api/stages/${id}/deploys`, { tag }),
-      rollback: (id: number) => post<Deploy>(`/api/stages/${id}/rollback`)
+      rollback: (id: number) => post<Deploy>(`/api/stages/${id}/rollback`),
+      /** Deploys here exactly what `fromStageId` runs (by digest). */
+      promote: (id: number, fromStageId: number, outsideWindow = false) =>
+        post<Deploy>(`/api/stages/${id}/promote`, {
+          from_stage_id: fromStageId,
+          outside_window: outsideWindow
+        })
     },
 
     instances: {
@@ -241,11 +249,19 @@ export function createClient(options: ClientOptions = {}) {
       logs: (id: number, after?: number) =>
         get<LogEntry[]>(`/api/deploys/${id}/logs${query({ after })}`),
       redeploy: (id: number) => post<Deploy>(`/api/deploys/${id}/redeploy`),
+      /** Deploys waiting for approval or a deploy window, oldest first. */
+      waiting: () => get<Deploy[]>('/api/deploys/waiting'),
+      approve: (id: number) => post<Deploy>(`/api/deploys/${id}/approve`),
+      reject: (id: number) => post<Deploy>(`/api/deploys/${id}/reject`),
       logStreamUrl: (id: number) => `${base}/api/deploys/${id}/logs/stream`
     },
 
     events: {
       url: () => `${base}/api/events`
+    },
+
+    audit: {
+      list: (filter: AuditFilter = {}) => get<AuditPage>(`/api/audit${query(filter)}`)
     },
 
     settings: {

@@ -66,6 +66,8 @@ export function clock(at: string | null | undefined): string {
 }
 
 const STATUS_LABELS: Record<DeployStatus, string> = {
+  awaiting_approval: 'awaiting approval',
+  scheduled: 'scheduled',
   pending: 'pending',
   pulling: 'pulling',
   starting: 'starting',
@@ -74,7 +76,9 @@ const STATUS_LABELS: Record<DeployStatus, string> = {
   success: 'success',
   failed: 'failed',
   rolled_back: 'rolled back',
-  superseded: 'superseded'
+  superseded: 'superseded',
+  rejected: 'rejected',
+  expired: 'expired'
 };
 
 export function statusLabel(status: DeployStatus | string): string {
@@ -93,7 +97,12 @@ export function tone(status: DeployStatus | InstanceStatus | string): Tone {
       return 'bad';
     case 'rolled_back':
     case 'stopped':
+    case 'awaiting_approval':
+    case 'scheduled':
       return 'warn';
+    case 'rejected':
+      return 'bad';
+    case 'expired':
     case 'superseded':
     case 'removing':
       return 'muted';

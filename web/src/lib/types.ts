@@ -2,6 +2,8 @@
 // (DESIGN.md); timestamps are RFC 3339 strings in UTC.
 
 export type DeployStatus =
+  | 'awaiting_approval'
+  | 'scheduled'
   | 'pending'
   | 'pulling'
   | 'starting'
@@ -10,16 +12,20 @@ export type DeployStatus =
   | 'success'
   | 'failed'
   | 'rolled_back'
-  | 'superseded';
+  | 'superseded'
+  | 'rejected'
+  | 'expired';
 
 export const FINAL_STATUSES: readonly DeployStatus[] = [
   'success',
   'failed',
   'rolled_back',
-  'superseded'
+  'superseded',
+  'rejected',
+  'expired'
 ];
 
-export type Trigger = 'webhook' | 'poll' | 'manual' | 'api';
+export type Trigger = 'webhook' | 'poll' | 'manual' | 'api' | 'promotion';
 export type InstanceStatus = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' | 'removing';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type RegistryKind = 'oci' | 'gitea' | 'dockerhub' | 'ghcr';
@@ -175,6 +181,14 @@ export interface Stage {
   env: EnvVar[];
   container_port: number | null;
   health_path: string | null;
+  // Release workflow.
+  policy?: VersionPolicy;
+  prerelease?: boolean;
+  promote_from?: string | null;
+  approvals_required?: number;
+  approval_timeout?: number;
+  deploy_windows?: string[];
+  window_timezone?: string;
   created_at: string;
   updated_at: string;
 }
@@ -192,6 +206,14 @@ export interface StageInput {
   /** Null: the project's. */
   container_port?: number | null;
   health_path?: string | null;
+  // Release workflow (left out: the stage keeps its values).
+  policy?: VersionPolicy;
+  prerelease?: boolean;
+  promote_from?: string | null;
+  approvals_required?: number;
+  approval_timeout?: number;
+  deploy_windows?: string[];
+  window_timezone?: string;
 }
 
 export interface Instance {
@@ -227,7 +249,47 @@ export interface Deploy {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  // Release workflow: where a promotion came from; approvals of a waiting deploy.
+  promoted_from_stage_id?: number | null;
+  promoted_from_stage?: string | null;
+  promoted_from_deploy_id?: number | null;
+  approval_expires_at?: string | null;
+  approved_by?: string[];
+  approvals_required?: number;
+  outside_window?: boolean;
 }
+
+/** One audit log entry: who did what. */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor_kind: 'user' | 'token' | 'webhook' | 'poller' | 'system';
+  actor: string;
+  action: string;
+  target_kind: string;
+  target_id: number | null;
+  target_name: string | null;
+  project_id: number | null;
+  detail: string;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  next_before?: number | null;
+}
+
+export interface AuditFilter {
+  actor?: string;
+  action?: string;
+  target_kind?: string;
+  project_id?: number;
+  before?: number;
+  limit?: number;
+}
+
+export type VersionPolicy = 'any' | 'forward' | 'patch' | 'minor';
 
 export interface DeployPage {
   deploys: Deploy[];
