@@ -1,6 +1,6 @@
 //! The command line: `serve` runs the daemon, `rotate-key` re-seals every secret under
-//! a new master key, and the other subcommands are a client of a running daemon's REST
-//! API (see `client`).
+//! a new master key, `completions` prints a shell's completion script, and the other
+//! subcommands are a client of a running daemon's REST API (see `client`).
 
 use clap::{Args, Parser, Subcommand};
 
@@ -95,6 +95,43 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Sign in (client): asks for the password (or reads one line from stdin with
+    /// --password-stdin), makes an API token named after this host and saves it with the
+    /// server's URL, readable only by you, in your config folder
+    /// (~/.config/docker-watcher/credentials.json). Every client command then uses it
+    /// unless --token or DW_TOKEN is given.
+    Login {
+        /// Base URL of the daemon.
+        #[arg(long, env = "DW_SERVER", default_value = DEFAULT_SERVER)]
+        server: String,
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// Read the password from stdin instead of asking for it.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign out (client): revoke the token `login` saved and forget it.
+    Logout,
+    /// Every stage of every project: the tag it serves, that instance's state and the
+    /// last deploy (client).
+    Status {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List instances (the containers of every stage), oldest first (client).
+    Instances {
+        /// Only this project (by name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Only this stage (by name; needs --project).
+        #[arg(long, requires = "project")]
+        stage: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print a shell completion script, e.g.
+    /// `docker-watcher completions bash > ~/.local/share/bash-completion/completions/docker-watcher`.
+    Completions { shell: clap_complete::Shell },
     /// Check that the daemon configured here answers GET /healthz (exit 0) or not (exit 1):
     /// the container image's HEALTHCHECK.
     Healthcheck,
@@ -169,6 +206,9 @@ pub enum Command {
     },
 }
 
+/// The daemon's address when neither `--server` nor `DW_SERVER` nor a login says another.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a named token and print it (shown once).
@@ -193,10 +233,10 @@ pub enum TokenCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Base URL of the daemon.
-    #[arg(long, env = "DW_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "DW_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// An API token (create one with `token create` or in the UI), or the token login
-    /// returns.
+    /// An API token (made in the UI under Settings → API tokens). Without one, the token
+    /// `docker-watcher login` saved is used.
     #[arg(long, env = "DW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }

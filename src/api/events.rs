@@ -155,7 +155,7 @@ fn caller_key(headers: &HeaderMap) -> String {
     hex::encode(Sha256::digest(credential.as_bytes()))
 }
 
-fn too_many(reason: String) -> Response {
+pub(super) fn too_many(reason: String) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
         Json(ErrorBody {
@@ -234,7 +234,10 @@ pub async fn log_stream(
 }
 
 /// `stream`, holding `slot` until it ends or is dropped.
-fn holding<S: Stream + Unpin>(slot: StreamSlot, stream: S) -> impl Stream<Item = S::Item> {
+pub(super) fn holding<S: Stream + Unpin>(
+    slot: StreamSlot,
+    stream: S,
+) -> impl Stream<Item = S::Item> {
     futures_util::stream::unfold((slot, stream), |(slot, mut stream)| async move {
         stream.next().await.map(|item| (item, (slot, stream)))
     })
@@ -420,7 +423,7 @@ impl LogFollow {
     }
 }
 
-fn json_event<T: Serialize>(name: &str, value: &T) -> Event {
+pub(super) fn json_event<T: Serialize>(name: &str, value: &T) -> Event {
     match Event::default().event(name).json_data(value) {
         Ok(event) => event,
         Err(e) => Event::default()

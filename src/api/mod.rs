@@ -269,7 +269,8 @@ impl Groups {
         let root_protected = OpenApiRouter::new().routes(routes!(system::metrics));
         let streams = OpenApiRouter::new()
             .routes(routes!(events::log_stream))
-            .routes(routes!(events::events));
+            .routes(routes!(events::events))
+            .routes(routes!(instances::logs));
         Groups {
             public,
             protected,

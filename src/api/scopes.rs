@@ -51,6 +51,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, TokenScope)] = &[
     ("delete", "/api/instances/{id}", Admin),
     ("post", "/api/instances/{id}/stop", Admin),
     ("post", "/api/instances/{id}/start", Admin),
+    ("get", "/api/instances/{id}/logs", Read),
     ("get", "/api/deploys", Read),
     ("get", "/api/deploys/{id}", Read),
     ("post", "/api/deploys/{id}/redeploy", Deploy),

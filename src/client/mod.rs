@@ -1,11 +1,14 @@
 //! The command-line client: everyday tasks over a running daemon's REST API (list
-//! projects and deploys, deploy a tag and follow its log live, roll back, manage tokens).
+//! projects and deploys, deploy a tag and follow its log live, roll back, manage tokens),
+//! signing in and out (`login`), the state of every stage (`overview`) and shell completions.
 //!
 //! It knows the API only as HTTP and JSON: its response types are its own, so the client
 //! keeps working against a daemon of another version as long as the fields it reads stay.
 //! Exit codes: 0 done, 1 the request failed, 3 a followed deploy did not succeed.
 
 mod apply;
+mod login;
+mod overview;
 mod sse;
 
 use std::io::Write;
@@ -158,6 +161,40 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Login {
+            server,
+            username,
+            password_stdin,
+        } => {
+            login::login(&server, &username, password_stdin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logout => {
+            login::logout().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { server } => {
+            overview::status(&Client::new(&server)?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Instances {
+            project,
+            stage,
+            server,
+        } => {
+            let client = Client::new(&server)?;
+            overview::instances(&client, project.as_deref(), stage.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = crate::cli::Cli::command();
+            // Into memory first: clap_complete panics when stdout closes early (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "docker-watcher", &mut script);
+            let _ = std::io::stdout().write_all(&script);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token { command, server } => {
             let client = Client::new(&server)?;
             match command {
@@ -261,20 +298,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client with `--token`/`DW_TOKEN`, else with what `login` saved.
     pub fn new(server: &ServerArgs) -> anyhow::Result<Client> {
-        let Some(token) = server.token.clone().filter(|t| !t.is_empty()) else {
-            bail!(
-                "no token: pass --token or set DW_TOKEN (create one in the UI or with `docker-watcher token create`)"
-            );
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("docker-watcher-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let (base, token) = login::resolve(&server.server, server.token.as_deref())?;
         Ok(Client {
-            http,
-            base: server.server.trim_end_matches('/').to_string(),
+            http: http_client()?,
+            base,
             token,
         })
     }
@@ -384,6 +413,14 @@ impl Client {
     }
 }
 
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("docker-watcher-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
 /// Passes a success through; turns an error answer into its message.
 async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     let status = response.status();
@@ -407,7 +444,7 @@ async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response>
         Err(_) => text,
     };
     if status == reqwest::StatusCode::UNAUTHORIZED {
-        bail!("{message} (check --token / DW_TOKEN)");
+        bail!("{message} (check --token / DW_TOKEN, or sign in again with `docker-watcher login`)");
     }
     bail!("{} {message}", status.as_u16())
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::{
@@ -26,9 +27,10 @@ use futures_util::StreamExt;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::convert;
+use super::logs::frame_lines;
 use super::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError,
-    EngineVersion, ExecOutput, ImageInfo, PullProgress, RegistryAuth,
+    EngineVersion, ExecOutput, ImageInfo, LogLines, LogSource, PullProgress, RegistryAuth,
 };
 use crate::errors::error_chain;
 
@@ -116,27 +118,36 @@ impl BollardEngine {
         error: BollardError,
         on_status: impl FnOnce(u16, String) -> EngineError,
     ) -> EngineError {
-        match error {
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            } => on_status(status_code, message),
-            BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                reason: format!("no socket at {path}"),
-            },
-            BollardError::RequestTimeoutError => EngineError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                reason: format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
-            },
-            error @ (BollardError::IOError { .. }
-            | BollardError::HyperLegacyError { .. }
-            | BollardError::HyperResponseError { .. }) => EngineError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                reason: root_cause(&error),
-            },
-            error => EngineError::Other(error_chain(&error)),
-        }
+        translate(&self.endpoint, error, on_status)
+    }
+}
+
+/// [`BollardEngine::error`] where the engine is not at hand (inside a stream).
+fn translate(
+    endpoint: &str,
+    error: BollardError,
+    on_status: impl FnOnce(u16, String) -> EngineError,
+) -> EngineError {
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => on_status(status_code, message),
+        BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: format!("no socket at {path}"),
+        },
+        BollardError::RequestTimeoutError => EngineError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+        },
+        error @ (BollardError::IOError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::HyperResponseError { .. }) => EngineError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: root_cause(&error),
+        },
+        error => EngineError::Other(error_chain(&error)),
     }
 }
 
@@ -419,6 +430,46 @@ impl Engine for BollardEngine {
             text.push_str(&String::from_utf8_lossy(chunk.as_ref()));
         }
         Ok(last_lines(&text, tail))
+    }
+
+    async fn follow_logs(
+        &self,
+        id: &ContainerId,
+        tail: usize,
+        follow: bool,
+    ) -> Result<LogLines, EngineError> {
+        // Ask once before streaming, so a missing container is an error the caller can
+        // answer with (a stream's first item may take as long as the container is quiet).
+        self.inspect_container(id).await?;
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .follow(follow)
+            .tail(&tail.to_string())
+            .build();
+        let docker = self.client().await?.clone();
+        let endpoint = self.endpoint.clone();
+        let id = id.clone();
+        let frames = docker.logs(id.as_str(), Some(options));
+        let lines = frames.flat_map(move |frame| {
+            let lines = match frame {
+                Ok(LogOutput::StdErr { message }) => Ok(frame_lines(LogSource::Stderr, &message)),
+                Ok(
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message },
+                ) => Ok(frame_lines(LogSource::Stdout, &message)),
+                Err(e) => Err(translate(&endpoint, e, |status, message| {
+                    any_404(&id, status, message)
+                })),
+            };
+            futures_util::stream::iter(match lines {
+                Ok(lines) => lines.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        });
+        Ok(lines.boxed())
     }
 
     async fn list_containers(

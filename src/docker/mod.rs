@@ -11,6 +11,7 @@
 mod bollard_engine;
 mod convert;
 pub mod labels;
+mod logs;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use bollard_engine::BollardEngine;
+pub use logs::{LogLine, LogLines, LogSource, MAX_LINE_BYTES};
 
 /// What docker-watcher needs from a Docker Engine.
 ///
@@ -84,6 +86,22 @@ pub trait Engine: Send + Sync {
 
     /// The last `tail` lines of a container's stdout and stderr, interleaved as written.
     async fn logs(&self, id: &ContainerId, tail: usize) -> Result<String, EngineError>;
+
+    /// The last `tail` lines of a container's stdout and stderr, then, with `follow`, each
+    /// new line as the container writes it, until the container stops or the stream is
+    /// dropped. [`EngineError::ContainerNotFound`] when the container is gone. The
+    /// default answers that the engine cannot, so engines written before it still compile.
+    async fn follow_logs(
+        &self,
+        id: &ContainerId,
+        tail: usize,
+        follow: bool,
+    ) -> Result<LogLines, EngineError> {
+        let _ = (tail, follow);
+        Err(EngineError::Other(format!(
+            "this engine cannot stream the logs of {id}"
+        )))
+    }
 
     /// All containers (running or not) that carry every `(key, value)` label given.
     async fn list_containers(

@@ -92,15 +92,16 @@ pub fn export(current: &Current) -> (String, Vec<String>) {
 /// The view's fields a file writes, in the view's order, defaults left out.
 fn written(view: &Map<String, Value>, kind: Kind) -> Vec<(String, Value)> {
     let defaults = super::plan::defaults_of(kind);
+    // A project's stages are written as their own tables; a notification target's
+    // `stages` is its filter, written like any field.
+    let nested = |k: &str| kind == Kind::Project && k == "stages";
     view.iter()
         .filter(|(k, v)| {
-            !NOT_WRITTEN.contains(&k.as_str())
-                // A project's stages are written as their own tables; a notification
-                // target's `stages` is its filter, written like any field.
-                && !(kind == Kind::Project && k == "stages")
-                && !k.starts_with("has_")
-                && !v.is_null()
-                && defaults.get(*k) != Some(*v)
+            !(NOT_WRITTEN.contains(&k.as_str())
+                || nested(k)
+                || k.starts_with("has_")
+                || v.is_null()
+                || defaults.get(*k) == Some(*v))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()

@@ -54,6 +54,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("delete", "/api/instances/{id}"),
     ("post", "/api/instances/{id}/stop"),
     ("post", "/api/instances/{id}/start"),
+    ("get", "/api/instances/{id}/logs"),
     ("get", "/api/deploys"),
     ("get", "/api/deploys/{id}"),
     ("post", "/api/deploys/{id}/redeploy"),

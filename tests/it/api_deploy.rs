@@ -14,16 +14,16 @@ use crate::support::{CRASH_IMAGE, HEALTHY_IMAGE, require_docker, unique_name};
 
 /// A daemon (whose containers go when it is dropped) with fast health checks, a registry holding `dw-test/app:healthy` as `v1`,
 /// and a project with stage `dev`, all made through the API.
-struct Setup {
-    app: TestApp,
-    api: Api,
-    registry: TestRegistry,
-    repository: String,
-    project: Value,
-    stage: Value,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) api: Api,
+    pub(crate) registry: TestRegistry,
+    pub(crate) repository: String,
+    pub(crate) project: Value,
+    pub(crate) stage: Value,
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     require_docker();
     let app = spawn_app().await;
     let registry = TestRegistry::start().await;
@@ -62,7 +62,7 @@ async fn setup() -> Setup {
 }
 
 /// Opens an SSE stream with the bearer token.
-async fn open_stream(api: &Api, path: &str) -> reqwest::Response {
+pub(crate) async fn open_stream(api: &Api, path: &str) -> reqwest::Response {
     let response = api
         .client
         .get(format!("{}{path}", api.address))
@@ -82,7 +82,7 @@ async fn open_stream(api: &Api, path: &str) -> reqwest::Response {
 
 /// Reads events until `stop` says so or the stream closes (bounded, so a bug cannot hang
 /// the suite; a deploy of the test image takes seconds).
-async fn read_events(
+pub(crate) async fn read_events(
     response: reqwest::Response,
     mut stop: impl FnMut(&SseEvent) -> bool,
 ) -> (Vec<SseEvent>, bool) {

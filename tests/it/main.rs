@@ -6,6 +6,8 @@ mod api;
 mod api_deploy;
 mod api_headers;
 mod auth_scopes;
+mod cli_login;
+mod container_logs;
 mod container_policy;
 mod daemon;
 mod data_folder;

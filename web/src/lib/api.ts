@@ -237,7 +237,10 @@ export function createClient(options: ClientOptions = {}) {
       all: () => get<Instance[]>('/api/instances'),
       stop: (id: number) => post<Instance>(`/api/instances/${id}/stop`),
       start: (id: number) => post<Instance>(`/api/instances/${id}/start`),
-      remove: (id: number) => del(`/api/instances/${id}`)
+      remove: (id: number) => del(`/api/instances/${id}`),
+      /** The container's output over SSE: the last `tail` lines, then (with `follow`) new ones. */
+      logsUrl: (id: number, tail: number, follow: boolean) =>
+        `${base}/api/instances/${id}/logs${query({ tail, follow })}`
     },
 
     deploys: {

@@ -1,7 +1,7 @@
 // How times, durations and statuses read on screen. Pure functions of their inputs
 // (the current time is passed in), so they are tested without a clock.
 
-import type { Deploy, DeployStatus, InstanceStatus } from './types';
+import type { Deploy, DeployStatus, EnvVar, InstanceStatus } from './types';
 import { FINAL_STATUSES } from './types';
 
 const SECOND = 1000;
@@ -131,4 +131,17 @@ function toTime(at: string | Date | null | undefined): number | null {
   if (at === null || at === undefined || at === '') return null;
   const time = at instanceof Date ? at.getTime() : Date.parse(at);
   return Number.isNaN(time) ? null : time;
+}
+
+/** Env vars as the API takes them: names trimmed, and a secret left empty sent without a
+ * value, which keeps the stored one. */
+export function envForApi(env: readonly EnvVar[]): EnvVar[] {
+  return env.map((v) =>
+    v.secret && !v.value ? { name: v.name.trim(), secret: true } : { ...v, name: v.name.trim() }
+  );
+}
+
+/** An empty number input (null, or NaN while half-typed) clears the value. */
+export function optionalNumber(value: number | null | undefined): number | null {
+  return value === null || value === undefined || Number.isNaN(value) ? null : Number(value);
 }

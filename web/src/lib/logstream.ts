@@ -79,6 +79,8 @@ export const STREAM_EVENTS = ['message', 'entry', 'log', 'status', 'end'] as con
 export interface EventSourceLike {
   addEventListener(type: string, listener: (event: MessageEvent | Event) => void): void;
   close(): void;
+  /** 2 (CLOSED) after an answer the browser will not retry (not a 200 event stream). */
+  readonly readyState?: number;
 }
 
 /**

@@ -26,6 +26,7 @@ describe('buildOverview', () => {
     expect(dev.currentTag).toBe('dev-1');
     expect(dev.instances.map((i) => i.id)).toEqual([101, 100]);
     expect(dev.lastDeploy?.id).toBe(5);
+    expect(dev.recent.map((d) => d.id)).toEqual([3, 5]);
     expect(dev.domains).toEqual(['a.example', 'stage.example']);
     expect(prod.currentTag).toBe('v1');
     expect(prod.domains).toEqual([]);

@@ -1,6 +1,7 @@
 // What the dashboard shows per stage, put together from the API's lists: the tag that
 // serves, its instances, and the newest deploy. Pure, so it is tested without a server.
 
+import { outcomeStrip } from './history';
 import type { Deploy, Instance, Project, Stage } from './types';
 
 export interface StageOverview {
@@ -10,6 +11,8 @@ export interface StageOverview {
   /** Newest first. */
   instances: Instance[];
   lastDeploy: Deploy | null;
+  /** The last (up to 10) deploys among those given, oldest first, for the outcome strip. */
+  recent: Deploy[];
   /** Domains of the newest running instance: [its own, the stage's]. */
   domains: string[];
 }
@@ -47,6 +50,7 @@ export function buildOverview(
             currentTag: (serving ?? own[0])?.tag ?? null,
             instances: own,
             lastDeploy: newestDeploy.get(stage.id) ?? null,
+            recent: outcomeStrip(deploys, stage.id),
             domains: serving?.subdomains ?? []
           };
         })

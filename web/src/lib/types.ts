@@ -147,9 +147,18 @@ export interface ProjectInput {
   registry_id: number | null;
   container_port: number;
   health_path: string | null;
+  /** Empty (null): the installation's default from the settings. */
+  health_interval_ms?: number | null;
+  health_timeout_ms?: number | null;
+  health_retries?: number | null;
+  health_start_period_ms?: number | null;
   env: EnvVar[];
   volumes: string[];
   network: string | null;
+  /** Null: no limit. */
+  memory_bytes?: number | null;
+  /** CPUs in billionths (1000000000 is one CPU); null: no limit. */
+  nano_cpus?: number | null;
 }
 
 export interface ProjectEvent {
@@ -192,6 +201,11 @@ export interface StageInput {
   max_instances: number;
   polling: boolean;
   track_digest: boolean;
+  /** Added to (and overriding) the project's variables; secret values are write-only. */
+  env?: EnvVar[];
+  /** Null: the project's. */
+  container_port?: number | null;
+  health_path?: string | null;
   // Release workflow (left out: the stage keeps its values).
   policy?: VersionPolicy;
   prerelease?: boolean;

@@ -3,7 +3,8 @@
 // (after a refused one) and a stage, deploy a tag and watch its log to success, see the
 // instance on the dashboard, deploy a second tag and roll back, regenerate the webhook
 // URL, and come back to the login page when the session is gone. Screenshots of every
-// main page at desktop and phone sizes go to test-artifacts/screenshots/.
+// main page at desktop and phone sizes go to test-artifacts/screenshots/, each page
+// checked with axe-core first (no serious or critical violations).
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
 import { startRegistry, type Registry } from './support/registry';
 import { launch, PHONE, DESKTOP, type Browser } from './support/browser';
-import { DOCKER, run } from './support/processes';
+import { seriousViolations } from './support/axe';
 
 const TEST_IMAGE = 'dw-test/app:healthy';
 const suffix = randomBytes(4).toString('hex');
@@ -30,6 +31,12 @@ beforeAll(async () => {
   await registry.push(TEST_IMAGE, repository, 'v2');
   browser = await launch();
   page = browser.page;
+  // Every page the walk takes a picture of is checked with axe first.
+  const screenshot = browser.screenshot;
+  browser.screenshot = async (name, size) => {
+    expect(await seriousViolations(page), `axe on ${name} (${size})`).toEqual([]);
+    return screenshot(name, size);
+  };
   page.setDefaultTimeout(30_000);
 });
 
@@ -37,12 +44,7 @@ afterAll(async () => {
   await browser?.close().catch(() => {});
   // Everything the daemon ran for this test's project, and the images it pulled.
   await daemon?.removeContainers('dev.docker-watcher.project', projectName).catch((e) => console.error(e));
-  if (registry) {
-    const images = (await run(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).catch(() => ''))
-      .split('\n')
-      .filter((ref) => ref.startsWith(`${registry!.host}/`));
-    if (images.length > 0) await run(DOCKER, ['rmi', '-f', ...images]).catch(() => {});
-  }
+  await registry?.removePulledImages();
   await daemon?.stop();
   await registry?.stop();
 });

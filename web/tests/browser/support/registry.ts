@@ -13,6 +13,8 @@ export interface Registry {
   url: string;
   /** Pushes the local image `source` as `repository:tag`. */
   push: (source: string, repository: string, tag: string) => Promise<void>;
+  /** Removes every local image from this registry (what a daemon pulled from it). */
+  removePulledImages: () => Promise<void>;
   stop: () => Promise<void>;
 }
 
@@ -56,6 +58,12 @@ export async function startRegistry(): Promise<Registry> {
   return {
     host,
     url,
+    async removePulledImages() {
+      const images = (await run(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).catch(() => ''))
+        .split('\n')
+        .filter((ref) => ref.startsWith(`${host}/`));
+      if (images.length > 0) await run(DOCKER, ['rmi', '-f', ...images]).catch(() => {});
+    },
     async push(source, repository, tag) {
       const target = `${host}/${repository}:${tag}`;
       await run(DOCKER, ['tag', source, target], dockerEnv);
