@@ -112,7 +112,7 @@ describe('approving a deploy in the browser', () => {
     await row.waitFor({ state: 'detached' });
     await page.goto(url(deployPath));
     await page.locator('[data-testid=deploy-status] [data-status=success]').waitFor({ timeout: 180_000 });
-    expect(await page.getByRole('log').innerText()).toContain('approved by user:admin');
+    expect(await page.getByRole('log', { name: 'Deploy log' }).innerText()).toContain('approved by user:admin');
   });
 
   it('shows the approval and the stage change in the audit log', async () => {

@@ -63,7 +63,7 @@ async function finalStatus(): Promise<string> {
     // page and the daemon said.
     console.error(
       'no final status; page log:\n',
-      await page.getByRole('log').innerText().catch(() => '(no log on the page)'),
+      await page.getByRole('log', { name: 'Deploy log' }).innerText().catch(() => '(no log on the page)'),
       '\n--- daemon log ---\n',
       daemon!.log().slice(-20000)
     );
@@ -71,7 +71,7 @@ async function finalStatus(): Promise<string> {
   }
   const status = (await badge.getAttribute('data-status')) ?? '';
   if (status !== 'success') {
-    console.error(await page.getByRole('log').innerText(), '\n--- daemon log ---\n', daemon!.log().slice(-4000));
+    console.error(await page.getByRole('log', { name: 'Deploy log' }).innerText(), '\n--- daemon log ---\n', daemon!.log().slice(-4000));
   }
   return status;
 }
