@@ -12,13 +12,22 @@ use crate::support::app::{ADMIN_PASSWORD, spawn_app};
 
 const LOGINS: usize = 300;
 
-/// POSTs `body` over a plain socket bound to `source`; returns the status and whether
-/// the answer has a Retry-After header.
-async fn raw_post(source: IpAddr, to: std::net::SocketAddr, path: &str, body: &str) -> (u16, bool) {
+/// POSTs `body` over a plain socket bound to `source`, sending only once every client of
+/// the flood has connected (`start`), so the logins arrive together however slowly a
+/// loaded machine opens connections; returns the status and whether the answer has a
+/// Retry-After header.
+async fn raw_post(
+    source: IpAddr,
+    to: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+    start: &tokio::sync::Barrier,
+) -> (u16, bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind((source, 0).into()).unwrap();
     let mut stream = socket.connect(to).await.expect("connect");
+    start.wait().await;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {to}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -56,6 +65,7 @@ async fn a_login_flood_gets_429s_and_the_daemon_keeps_answering() {
     let app = spawn_app().await;
     let before = rss_kib();
     let finished = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(tokio::sync::Barrier::new(LOGINS + 1));
     let mut flood = Vec::new();
     let address: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
     for i in 0..LOGINS {
@@ -66,14 +76,16 @@ async fn a_login_flood_gets_429s_and_the_daemon_keeps_answering() {
             .parse()
             .unwrap();
         let finished = finished.clone();
+        let start = start.clone();
         flood.push(tokio::spawn(async move {
             let body = json!({ "username": format!("guess-{i}"), "password": "wrong-password" })
                 .to_string();
-            let answer = raw_post(source, address, "/api/auth/login", &body).await;
+            let answer = raw_post(source, address, "/api/auth/login", &body, &start).await;
             finished.fetch_add(1, Ordering::SeqCst);
             answer
         }));
     }
+    start.wait().await;
     // While the flood is on, the daemon answers.
     let (status, _) = app.healthz().await;
     let done_by_then = finished.load(Ordering::SeqCst);
