@@ -74,6 +74,15 @@ impl Daemon {
 pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     create_data_dir(&config.data_dir)?;
     let lock = lock_data_dir(&config.data_dir)?;
+    // Docker's answer (and the API version negotiated with it) comes back while the store
+    // opens and migrates: start-up waits for the slower of the two, not for both.
+    let engine: Arc<dyn Engine> = Arc::new(
+        BollardEngine::connect(config.docker_host.as_deref()).context("invalid Docker endpoint")?,
+    );
+    let version = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.version().await }
+    });
     let (sealer, rotation_pending) = load_sealer(&config)?;
     let mut store = Store::open(&config.data_dir, sealer.clone())
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
@@ -83,10 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         complete_rotation(&config, &mut store, sealer)?;
     }
 
-    let engine: Arc<dyn Engine> = Arc::new(
-        BollardEngine::connect(config.docker_host.as_deref()).context("invalid Docker endpoint")?,
-    );
-    match engine.version().await {
+    match version.await.context("docker version task")? {
         Ok(v) => tracing::info!(version = %v.version, api = %v.api_version, "connected to docker"),
         Err(e) => tracing::warn!("docker is unreachable, will keep trying: {e}"),
     }
