@@ -273,9 +273,9 @@ async fn run() {
         }
         tokio::time::sleep(Duration::from_secs(8)).await;
         let (mut rss, mut anonymous, mut file) = (Vec::new(), Vec::new(), Vec::new());
-        let cpu_before = daemon.thread_cpu_ms();
+        let cpu_before = daemon.cpu_seconds();
         // Ten seconds: the daemon's periodic work (parked deploys every second, a memory
-        // trim check every five) is in the window a few times.
+        // trim check every five) is in the window a few times; one 10 ms tick is 0.1 %.
         for _ in 0..10 {
             rss.push(daemon.rss_mib());
             let (_, a, f) = daemon.rss_split_mib();
@@ -283,7 +283,7 @@ async fn run() {
             file.push(f);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let cpu = (daemon.thread_cpu_ms() - cpu_before) / 10_000.0 * 100.0;
+        let cpu = (daemon.cpu_seconds() - cpu_before) / 10.0 * 100.0;
         report.add("idle RSS after logins and load", "MiB", &rss);
         report.add("  of it anonymous (heap, stacks, data)", "MiB", &anonymous);
         report.add("  of it file-backed (the binary's code)", "MiB", &file);

@@ -137,6 +137,18 @@ impl Daemon {
             / 1e6
     }
 
+    /// User plus system CPU time so far, in seconds (`stat`: 10 ms ticks, but threads that
+    /// ended are counted, unlike in [`Daemon::thread_cpu_ms`]).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("daemon stat");
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 =
+            fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+        ticks / 100.0
+    }
+
     async fn spawn(&mut self) -> Duration {
         self.port = free_port();
         let log = std::fs::OpenOptions::new()
