@@ -12,6 +12,7 @@ pub mod dockerd;
 pub mod fault_proxy;
 pub mod invariants;
 pub mod npm_fake;
+pub mod project_cli;
 pub mod registry;
 
 use std::net::TcpListener;
