@@ -14,6 +14,7 @@ pub mod invariants;
 pub mod npm_fake;
 pub mod project_cli;
 pub mod registry;
+pub mod serve_child;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
