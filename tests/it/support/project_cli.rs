@@ -16,10 +16,21 @@ pub async fn create_project(
     repository: &str,
     stages: &[(&str, Value)],
 ) -> (Value, Vec<Value>) {
+    create_named_project(api, &unique_name("shop"), registry, repository, stages).await
+}
+
+/// [`create_project`] with the project's name given (to find its containers by label).
+pub async fn create_named_project(
+    api: &Api,
+    name: &str,
+    registry: &TestRegistry,
+    repository: &str,
+    stages: &[(&str, Value)],
+) -> (Value, Vec<Value>) {
     let project = api
         .create(
             "/api/projects",
-            json!({ "name": unique_name("shop"), "image": format!("{}/{repository}", registry.host()),
+            json!({ "name": name, "image": format!("{}/{repository}", registry.host()),
                     "container_port": 8080, "health_path": "/health" }),
         )
         .await;
