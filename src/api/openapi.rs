@@ -233,6 +233,11 @@ const RULES: &[(&[&str], &str, Rule)] = &[
         Rule::Range(10, 86_400),
     ),
     (
+        &["SettingsChanges"],
+        "audit_retention_days",
+        Rule::Range(1, 3650),
+    ),
+    (
         &[
             "NewProjectBody",
             "ProjectChanges",

@@ -275,6 +275,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/006_managed_resources.sql")),
         M::up(include_str!("migrations/007_release_workflow.sql")).foreign_key_check(),
         M::up(include_str!("migrations/008_webhook_senders.sql")),
+        M::up(include_str!("migrations/010_audit_retention.sql")),
     ])
 }
 

@@ -5,6 +5,7 @@ mod support;
 mod api;
 mod api_deploy;
 mod api_headers;
+mod audit_retention;
 mod auth_scopes;
 mod cli_login;
 mod container_logs;

@@ -377,6 +377,8 @@ export interface Settings {
   webhook_event_max_count: number;
   deploy_log_retention_days: number;
   deploy_logs_per_stage: number;
+  /** Audit log entries older than this many days are pruned. */
+  audit_retention_days: number;
   /** With a signing secret set, still accept Quay pushes (which cannot be signed). */
   allow_unsigned_quay: boolean;
   /** Where JFrog repository keys are pulled from (`{repo_key}` stands for the key); null: the webhook's origin host. */
