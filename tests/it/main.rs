@@ -8,6 +8,7 @@ mod api_headers;
 mod audit_retention;
 mod auth_scopes;
 mod cli_login;
+mod cli_windows;
 mod container_logs;
 mod container_policy;
 mod daemon;
