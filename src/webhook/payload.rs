@@ -357,6 +357,8 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, PayloadError> {
         Ok(BodyKind::Json)
     } else if essence == "application/x-www-form-urlencoded" && form_sender {
         Ok(BodyKind::Form)
+    } else if formats::pubsub::unwrapped_with_metadata(headers) {
+        Ok(BodyKind::Unlabelled)
     } else {
         Err(unsupported())
     }
