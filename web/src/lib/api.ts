@@ -222,7 +222,8 @@ export function createClient(options: ClientOptions = {}) {
       remove: (id: number) => del(`/api/stages/${id}`),
       pollState: (id: number) => get<PollState>(`/api/stages/${id}/poll-state`),
       instances: (id: number) => get<Instance[]>(`/api/stages/${id}/instances`),
-      deploy: (id: number, tag: string) => post<Deploy>(`/api/stages/${id}/deploys`, { tag }),
+      deploy: (id: number, tag: string, outsideWindow = false) =>
+        post<Deploy>(`/api/stages/${id}/deploys`, outsideWindow ? { tag, outside_window: true } : { tag }),
       rollback: (id: number) => post<Deploy>(`/api/stages/${id}/rollback`),
       /** Deploys here exactly what `fromStageId` runs (by digest). */
       promote: (id: number, fromStageId: number, outsideWindow = false) =>
