@@ -2,8 +2,10 @@
 // existing notification target's events, template and URL (the stored URL, which carries
 // a token, is never shown: the new one replaces it, an empty field keeps it; a local
 // receiver on 127.0.0.1 sees where test sends go), a refused template explained, and the
-// retention limits (the audit log's days refused out of range, then saved).
+// retention limits (the audit log's days refused out of range, then saved), and the
+// webhook signing secret (set, never shown, proven by pushes, removed).
 
+import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,5 +134,35 @@ describe('editing settings', () => {
     const settings = await s.api<{ audit_retention_days: number }>('GET', '/api/settings');
     expect(settings.audit_retention_days).toBe(30);
     await s.browser.screenshot('settings-retention', 'desktop');
+  });
+
+  it('sets the webhook signing secret without ever showing it, and removes it', async () => {
+    const secret = 'sign-me-0123456789';
+    // A generic push, signed (X-Hub-Signature-256, as the README says for any CI) or not.
+    const push = async (signWith?: string) => {
+      const { url } = await s.api<{ url: string }>('GET', '/api/settings/webhook');
+      const body = JSON.stringify({ image: '127.0.0.1:9/acme/unknown:v1' });
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (signWith) headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', signWith).update(body).digest('hex')}`;
+      return (await fetch(url, { method: 'POST', headers, body })).status;
+    };
+    expect(await page.getByTestId('signing-state').innerText()).toContain('No signing secret');
+    await page.getByLabel('Signing secret', { exact: true }).fill(secret);
+    await page.getByRole('button', { name: 'Save secret' }).click();
+    await page.getByText('Senders must now prove this secret.').waitFor();
+    expect(await page.getByTestId('signing-state').innerText()).toContain('A signing secret is set');
+    expect(await page.getByLabel('Replace the signing secret').inputValue()).toBe('');
+    await page.reload();
+    expect(await page.content()).not.toContain(secret);
+    expect((await s.api<{ has_webhook_signing_secret: boolean }>('GET', '/api/settings')).has_webhook_signing_secret).toBe(true);
+    expect(await push()).toBe(401);
+    expect(await push('a-wrong-secret')).toBe(401);
+    expect(await push(secret)).toBe(202);
+
+    await page.getByRole('button', { name: 'Remove secret' }).click();
+    await page.getByRole('dialog', { name: 'Remove the signing secret?' }).getByRole('button', { name: 'Remove' }).click();
+    await page.getByTestId('signing-state').filter({ hasText: 'No signing secret' }).waitFor();
+    expect((await s.api<{ has_webhook_signing_secret: boolean }>('GET', '/api/settings')).has_webhook_signing_secret).toBe(false);
+    expect(await seriousViolations(page), 'axe on the settings page').toEqual([]);
   });
 });
