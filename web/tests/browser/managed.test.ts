@@ -1,6 +1,7 @@
 // Resources a projects file manages are read-only in the UI: a file is applied over the
 // API (as CI would), then the project page, its stage, the registries page and the
-// settings page show where each is written and offer no edit or delete (deploying stays);
+// settings page (and a notification target) show where each is written and offer no edit
+// or delete (deploying and test sends stay);
 // a project made by hand next to it keeps its edit controls.
 
 import { randomBytes } from 'node:crypto';
@@ -30,6 +31,10 @@ container_port = 8080
 
 [[projects.stages]]
 name = "dev"
+
+[[notifications]]
+name = "filed-hook-${suffix}"
+url = { env = "HOOK_URL" }
 `;
 
 let s: Session;
@@ -39,7 +44,8 @@ beforeAll(async () => {
   s = await startSession();
   page = s.page;
   const applied = await s.call('POST', '/api/apply', {
-    files: [{ name: 'deploy/projects.toml', content: projectsFile }]
+    files: [{ name: 'deploy/projects.toml', content: projectsFile }],
+    secrets: { 'env:HOOK_URL': 'http://127.0.0.1:9/hook' }
   });
   expect(applied.status, JSON.stringify(applied.json)).toBe(200);
   const byHand = await s.call('POST', '/api/projects', { name: handName, image: 'nginx', container_port: 80 });
@@ -92,12 +98,20 @@ describe('managed resources in the UI', () => {
     expect(await card.getByRole('button', { name: 'Delete' }).count()).toBe(0);
 
     await page.goto(s.url('/settings'));
-    await page.getByTestId('managed-note').waitFor();
+    // The settings' note comes first; the notification target's is its own.
+    await page.getByTestId('managed-note').first().waitFor();
     const fieldset = page.locator('fieldset.readonly');
     expect(await fieldset.getAttribute('disabled')).not.toBeNull();
     // A field inside can no longer be typed into.
     const inputs = fieldset.locator('input');
     expect(await inputs.count()).toBeGreaterThan(0);
     expect(await inputs.first().isDisabled()).toBe(true);
+
+    // A managed notification target says where it is written and offers no edit.
+    const target = page.getByRole('listitem').filter({ hasText: `filed-hook-${suffix}` });
+    await target.getByTestId('managed-note').waitFor();
+    expect(await target.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+    expect(await target.getByRole('button', { name: 'Delete' }).count()).toBe(0);
+    expect(await target.getByRole('button', { name: 'Send test' }).count()).toBe(1);
   });
 });
