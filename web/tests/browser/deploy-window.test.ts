@@ -2,7 +2,8 @@
 // against the real daemon: without the box ticked the deploy waits as `scheduled`; with
 // "Start now, outside the deploy windows" it starts at once (the API's outside_window).
 // Nothing listens at the project's registry, so the started deploy fails at its pull and
-// no container is made: what is checked is that it started.
+// no container is made: what is checked is that it started. Redeploying from the stage's
+// recent deploys asks the same question in the confirmation dialog.
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,5 +81,24 @@ describe('deploying outside the deploy windows', () => {
       .poll(async () => (await s.api<DeployView>('GET', `/api/deploys/${deploy.id}`)).status, { timeout: 60_000 })
       .toMatch(/^(pending|running|failed|rolled_back|success)$/);
     expect((await s.api<DeployView>('GET', `/api/deploys/${deploy.id}`)).status).not.toBe('scheduled');
+  });
+
+  it('redeploys from the recent deploys, waiting or starting now as asked', async () => {
+    for (const outside of [false, true]) {
+      await page.goto(s.url(`/projects/${projectId}`));
+      const stage = page.locator('[data-stage=prod]');
+      await stage.getByRole('button', { name: 'Redeploy v2' }).first().click();
+      const dialog = page.getByRole('dialog', { name: 'Redeploy v2 to prod?' });
+      const box = dialog.getByLabel('Start now, outside the deploy windows');
+      expect(await box.isChecked()).toBe(false);
+      if (outside) await box.check();
+      await dialog.getByRole('button', { name: 'Redeploy' }).click();
+      await page.waitForURL(/\/deploys\/\d+$/);
+      const id = Number(new URL(page.url()).pathname.split('/').pop());
+      const deploy = await s.api<DeployView>('GET', `/api/deploys/${id}`);
+      expect(deploy.outside_window ?? false).toBe(outside);
+      if (!outside) expect(deploy.status).toBe('scheduled');
+      else expect(deploy.status).not.toBe('scheduled');
+    }
   });
 });
