@@ -432,6 +432,9 @@ impl Follow<'_> {
         let mut settled_since: Option<Instant> = None;
         let mut routed: Option<BTreeSet<Upstream>> = None;
         let mut shown_state: Option<UpdateState> = None;
+        // Swarm says why it rolls back when it starts to; at the end it only says
+        // "rollback completed".
+        let mut rollback_reason = String::new();
         loop {
             if Instant::now() > deadline {
                 return Ending::Failed(format!(
@@ -497,6 +500,9 @@ impl Follow<'_> {
                     ),
                 );
                 shown_state = state.clone();
+                if state == Some(UpdateState::RollbackStarted) {
+                    rollback_reason = message.to_string();
+                }
             }
             let all_new = updated >= self.replicas
                 && tasks
@@ -536,7 +542,12 @@ impl Follow<'_> {
                         }
                     }
                     UpdateState::RollbackCompleted => {
-                        return Ending::RolledBack(with_cause(&status.message, &last_error));
+                        let reason = if rollback_reason.is_empty() {
+                            status.message
+                        } else {
+                            format!("{rollback_reason}; {}", status.message)
+                        };
+                        return Ending::RolledBack(with_cause(&reason, &last_error));
                     }
                     UpdateState::Paused | UpdateState::RollbackPaused => {
                         return Ending::Paused(with_cause(&status.message, &last_error));

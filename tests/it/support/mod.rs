@@ -13,6 +13,7 @@ pub mod fault_proxy;
 pub mod invariants;
 pub mod npm_fake;
 pub mod registry;
+pub mod swarm;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
