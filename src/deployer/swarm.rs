@@ -127,6 +127,14 @@ async fn steps(
         .inspect_service(&name)
         .await
         .map_err(|e| failed(fail("update", e)))?;
+    if !plan.project.volumes.is_empty() || plan.project.network.is_some() {
+        run.log(
+            LogLevel::Warn,
+            "update",
+            "the project's volumes and network are not given to swarm services (a node-local \
+             volume would differ from node to node); use a volume driver every node shares",
+        );
+    }
     run.set_status(DeployStatus::Starting);
     // While the last update stands (completed), Swarm's previous spec is the one it
     // replaced: going back to that image is Swarm's rollback, not a new spec.
