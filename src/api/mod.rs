@@ -100,6 +100,8 @@ pub struct AppState {
     pub notifier: HttpNotifier,
     pub web: Arc<WebConfig>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Google's public keys, for the tokens of signed Pub/Sub pushes.
+    pub google_keys: Arc<crate::google_keys::GoogleKeys>,
     /// Cancelled when the daemon stops: open event streams end, so the server's graceful
     /// shutdown (which waits for every connection) is not held up by a browser tab.
     pub shutdown: CancellationToken,

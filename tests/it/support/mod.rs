@@ -10,6 +10,7 @@ pub mod daemon_process;
 pub mod deploy;
 pub mod dockerd;
 pub mod fault_proxy;
+pub mod google_tokens;
 pub mod invariants;
 pub mod npm_fake;
 pub mod registry;
