@@ -38,6 +38,7 @@ mod release;
 pub mod scopes;
 mod settings;
 mod stage_release;
+mod stage_target;
 mod stages;
 mod system;
 mod ui;
@@ -235,6 +236,9 @@ impl Groups {
             .routes(routes!(stages::list, stages::create))
             .routes(routes!(stages::get, stages::update, stages::delete))
             .routes(routes!(stages::poll_state))
+            .routes(routes!(stage_target::get_service))
+            .routes(routes!(stage_target::scale_service))
+            .routes(routes!(stage_target::remove_service))
             .routes(routes!(instances::list_all))
             .routes(routes!(instances::list))
             .routes(routes!(instances::get, instances::remove))

@@ -47,6 +47,7 @@ mod registry_support;
 mod release;
 mod server_limits;
 mod store;
+mod swarm;
 mod tidy;
 mod webhook;
 mod webhook_payloads;

@@ -16,6 +16,7 @@ pub mod npm_fake;
 pub mod project_cli;
 pub mod registry;
 pub mod serve_child;
+pub mod swarm;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};

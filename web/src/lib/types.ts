@@ -189,8 +189,19 @@ export interface Stage {
   approval_timeout?: number;
   deploy_windows?: string[];
   window_timezone?: string;
+  /** Where the stage runs (issue 17). */
+  target?: StageTarget;
   created_at: string;
   updated_at: string;
+}
+
+/** A stage's target: containers, or a Swarm service with its replicas and update pace. */
+export interface StageTarget {
+  kind: 'container' | 'swarm';
+  replicas?: number;
+  constraints?: string[];
+  update_parallelism?: number;
+  update_delay_ms?: number;
 }
 
 export interface StageInput {
@@ -214,6 +225,7 @@ export interface StageInput {
   approval_timeout?: number;
   deploy_windows?: string[];
   window_timezone?: string;
+  target?: StageTarget;
 }
 
 export interface Instance {
