@@ -6,62 +6,35 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { launch, type Browser } from './support/browser';
+import { startSession, type Session } from './support/session';
 
 const projectName = `swarm-${randomBytes(4).toString('hex')}`;
 
-let daemon: Daemon | undefined;
-let browser: Browser | undefined;
+let s: Session;
 let page: Page;
 let projectId = 0;
-let token = '';
-
-async function api(path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${daemon!.url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  expect(response.ok, `${path}: ${response.status}`).toBe(true);
-  return (await response.json()) as Record<string, unknown>;
-}
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  const login = await fetch(`${daemon.url}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD })
-  });
-  token = ((await login.json()) as { token: string }).token;
-  const project = await api('/api/projects', {
+  s = await startSession({ project: projectName });
+  page = s.page;
+  const project = await s.api<{ id: number }>('POST', '/api/projects', {
     name: projectName,
     image: '127.0.0.1:5999/swarm/app',
     container_port: 8080
   });
-  projectId = project.id as number;
-  await api(`/api/projects/${projectId}/stages`, { name: 'prod', auto_deploy: false });
-  browser = await launch();
-  page = browser.page;
-  page.setDefaultTimeout(30_000);
+  projectId = project.id;
+  await s.api('POST', `/api/projects/${projectId}/stages`, { name: 'prod', auto_deploy: false });
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await daemon?.stop();
+  await s?.close();
 });
-
-const url = (path: string) => `${daemon!.url}${path}`;
 
 describe('a stage as a Swarm service in the browser', () => {
   it('signs in and opens the stage form', async () => {
-    await page.goto(url('/login'));
-    await page.getByLabel('Username', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
-    await page.goto(url(`/projects/${projectId}`));
+    await page.goto(s.url('/login'));
+    await s.signIn();
+    await page.goto(s.url(`/projects/${projectId}`));
     await page.locator('[data-stage=prod]').getByRole('button', { name: 'Edit' }).click();
   });
 
@@ -73,8 +46,8 @@ describe('a stage as a Swarm service in the browser', () => {
     const reason = form.getByText(/not part of a swarm/).first();
     await reason.waitFor();
     expect(await reason.innerText()).toContain('docker swarm init');
-    const stage = await api(`/api/stages/${(await stageId())}`);
-    expect((stage.target as { kind: string }).kind).toBe('container');
+    const stage = await s.api<{ target: { kind: string } }>('GET', `/api/stages/${await stageId()}`);
+    expect(stage.target.kind).toBe('container');
   });
 
   it('saves the container target again', async () => {
@@ -87,9 +60,6 @@ describe('a stage as a Swarm service in the browser', () => {
 });
 
 async function stageId(): Promise<number> {
-  const response = await fetch(url(`/api/projects/${projectId}/stages`), {
-    headers: { authorization: `Bearer ${token}` }
-  });
-  const stages = (await response.json()) as { id: number; name: string }[];
-  return stages.find((s) => s.name === 'prod')!.id;
+  const stages = await s.api<{ id: number; name: string }[]>('GET', `/api/projects/${projectId}/stages`);
+  return stages.find((stage) => stage.name === 'prod')!.id;
 }
