@@ -215,24 +215,24 @@ impl Store {
 
     pub fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
         let conn = self.conn();
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO audit_log (at, actor_kind, actor, action, target_kind, target_id,
                 target_name, project_id, detail, before_json, after_json)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            rusqlite::params![
-                now(),
-                entry.actor_kind.unwrap_or(ActorKind::System).as_str(),
-                entry.actor,
-                entry.action,
-                entry.target_kind,
-                entry.target_id,
-                entry.target_name,
-                entry.project_id,
-                entry.detail,
-                entry.before.as_ref().map(serde_json::Value::to_string),
-                entry.after.as_ref().map(serde_json::Value::to_string),
-            ],
-        )?;
+        )?
+        .execute(rusqlite::params![
+            now(),
+            entry.actor_kind.unwrap_or(ActorKind::System).as_str(),
+            entry.actor,
+            entry.action,
+            entry.target_kind,
+            entry.target_id,
+            entry.target_name,
+            entry.project_id,
+            entry.detail,
+            entry.before.as_ref().map(serde_json::Value::to_string),
+            entry.after.as_ref().map(serde_json::Value::to_string),
+        ])?;
         Ok(conn.last_insert_rowid())
     }
 
@@ -320,7 +320,7 @@ mod tests {
         let conn = store.conn();
         let plan: Vec<String> = conn
             .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT id FROM deploys WHERE {}",
+                "EXPLAIN QUERY PLAN SELECT * FROM deploys WHERE {}",
                 super::WAITING_QUERY
             ))
             .unwrap()
