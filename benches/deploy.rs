@@ -23,6 +23,8 @@ mod deploys;
 mod load;
 #[path = "parts/poll.rs"]
 mod poll;
+#[path = "../tests/it/support/serve_child.rs"]
+mod serve_child;
 #[path = "parts/stats.rs"]
 mod stats;
 

@@ -1,15 +1,12 @@
 //! The audit log: who did what. Every change through the API (with the resource before and
 //! after), every approval and rejection, every deploy requested, started and finished is
 //! written here with its actor — a user, a named API token, or the webhook, the poller
-//! or the daemon itself. Entries older than [`RETENTION_DAYS`] are pruned with the other
-//! retention limits (`crate::retention`).
+//! or the daemon itself. Entries older than the setting `audit_retention_days` are pruned
+//! with the other retention limits (`crate::retention`).
 //!
 //! Invariant: writing the log never fails the action it records (a store error is logged).
 
 use crate::store::{ActorKind, NewAuditEntry, Store};
-
-/// How long entries are kept.
-pub const RETENTION_DAYS: i64 = 365;
 
 /// Who did something.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -64,6 +64,10 @@ pub enum Command {
         /// Follow the log until the deploy ends.
         #[arg(long, short)]
         follow: bool,
+        /// Start now even outside the stage's deploy windows (else it waits as
+        /// `scheduled` for the next one).
+        #[arg(long)]
+        outside_window: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -76,6 +80,10 @@ pub enum Command {
         /// Follow the log until the deploy ends.
         #[arg(long, short)]
         follow: bool,
+        /// Start now even outside the stage's deploy windows (else it waits as
+        /// `scheduled` for the next one).
+        #[arg(long)]
+        outside_window: bool,
         #[command(flatten)]
         server: ServerArgs,
     },

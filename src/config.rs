@@ -50,6 +50,9 @@ pub struct Config {
     /// name (`DW_NETWORK`); the daemon joins it at start. `None` there means the one
     /// network the daemon's container is on (see `placement`).
     pub network: Option<String>,
+    /// Where Google publishes the keys of the tokens on signed Pub/Sub pushes; fetched
+    /// only when such a push arrives. Another URL suits an installation that mirrors it.
+    pub google_keys_url: String,
     /// Password of the admin account made on first start (`DW_ADMIN_PASSWORD` or the file
     /// `DW_ADMIN_PASSWORD_FILE` names, never the config file or a flag, so it does not end
     /// up in shell history or a config backup); `None` generates one and logs it once.
@@ -92,6 +95,7 @@ impl Default for Config {
             max_connections: crate::serve::DEFAULT_MAX_CONNECTIONS,
             header_timeout_secs: crate::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
             network: None,
+            google_keys_url: crate::google_keys::DEFAULT_KEYS_URL.into(),
             projects: None,
             admin_password: None,
             placement: Placement::Host,
@@ -242,6 +246,14 @@ impl Config {
                 "max_connections must be at least 4 and header_timeout_secs at least 1".into(),
             ));
         }
+        if !(self.google_keys_url.starts_with("https://")
+            || self.google_keys_url.starts_with("http://"))
+        {
+            return Err(ConfigError(format!(
+                "google_keys_url {:?} must start with https:// (or http://)",
+                self.google_keys_url
+            )));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError("data_dir must not be empty".into()));
         }
@@ -317,6 +329,7 @@ const ENV_KEYS: &[&str] = &[
     "log_level",
     "network",
     "projects",
+    "google_keys_url",
 ];
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::crypto::{KeyFile, MasterKey, Sealer};
 use crate::deployer::{DeployEvents, Deployer};
 use crate::docker::{BollardEngine, Engine};
+use crate::google_keys::GoogleKeys;
 use crate::intake::{EngineInspector, Intake};
 use crate::notify::HttpNotifier;
 use crate::poller::Poller;
@@ -172,6 +173,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         notifier: notifier.clone(),
         web: Arc::new(WebConfig::new(config.public_url())),
         login_limiter: Arc::new(LoginLimiter::default()),
+        google_keys: Arc::new(GoogleKeys::new(config.google_keys_url.clone())),
         shutdown: shutdown.clone(),
     };
     if let Some(path) = &config.projects {

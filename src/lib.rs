@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod deployer;
 pub mod docker;
 pub mod errors;
+pub mod google_keys;
 pub mod health;
 pub mod healthcheck;
 pub mod image_ref;

@@ -1,7 +1,6 @@
-//! Keeping the database from growing without bound: prunes webhook events and the logs
-//! of finished deploys by the limits in the settings (`WebhookLimits`), and audit entries
-//! older than `audit::RETENTION_DAYS`, shortly after
-//! start and then every hour, on a blocking thread. Each prune deletes in small batches
+//! Keeping the database from growing without bound: prunes webhook events, the logs of
+//! finished deploys and audit entries by the limits in the settings (`WebhookLimits`),
+//! shortly after start and then every hour, on a blocking thread. Each prune deletes in small batches
 //! (see `store::retention`), so requests are never held up for long.
 
 use std::time::Duration;
@@ -38,8 +37,7 @@ pub fn prune_once(store: &Store) -> StoreResult<Pruned> {
             now - days(limits.deploy_log_retention_days),
             limits.deploy_logs_per_stage,
         )?,
-        audit_entries: store
-            .prune_audit(now - chrono::Duration::days(crate::audit::RETENTION_DAYS))?,
+        audit_entries: store.prune_audit(now - days(limits.audit_retention_days))?,
     })
 }
 

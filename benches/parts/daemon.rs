@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::serve_child::{Serve, wait_ready};
+
 pub const PASSWORD: &str = "bench-admin-password";
 
 pub struct Daemon {
@@ -115,45 +117,37 @@ impl Daemon {
 
     async fn spawn(&mut self) -> Duration {
         self.port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .expect("daemon log");
+        let data_dir = self.dir.path().join("data");
+        let log = self.dir.path().join("daemon.log");
         let started = Instant::now();
-        let child = Command::new(&self.binary)
-            .arg("serve")
-            .env("DW_LISTEN", self.address())
-            .env("DW_DATA_DIR", self.dir.path().join("data"))
-            .env("DW_ADMIN_PASSWORD", PASSWORD)
+        let mut child = Serve {
+            binary: &self.binary,
+            port: self.port,
+            data_dir: &data_dir,
+            admin_password: PASSWORD,
+            log: &log,
             // The default log level (info), as users run it.
-            .env_remove("DW_LOG_LEVEL")
-            .env_remove("DW_CONFIG")
-            .env_remove("DW_DOCKER_HOST")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start the daemon (cargo build --release first)");
+            log_level: None,
+            docker_host: None,
+        }
+        .spawn();
+        // Polled often: the time to ready is one of the measurements.
+        let ready = wait_ready(
+            &mut child,
+            self.port,
+            Duration::from_millis(2),
+            Duration::from_secs(30),
+        )
+        .await;
+        let elapsed = started.elapsed();
         self.child = Some(child);
-        let url = format!("http://{}/healthz", self.address());
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("client");
-        loop {
-            if let Ok(response) = client.get(&url).send().await
-                && response.status().is_success()
-            {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the daemon did not come up; log in {}",
+        if let Err(reason) = ready {
+            panic!(
+                "the daemon did not come up ({reason}); log in {}",
                 self.dir.path().display()
             );
-            tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        elapsed
     }
 }
 

@@ -38,6 +38,7 @@ mod release;
 pub mod scopes;
 mod settings;
 mod stage_release;
+mod stage_target;
 mod stages;
 mod system;
 mod ui;
@@ -99,6 +100,8 @@ pub struct AppState {
     pub notifier: HttpNotifier,
     pub web: Arc<WebConfig>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Google's public keys, for the tokens of signed Pub/Sub pushes.
+    pub google_keys: Arc<crate::google_keys::GoogleKeys>,
     /// Cancelled when the daemon stops: open event streams end, so the server's graceful
     /// shutdown (which waits for every connection) is not held up by a browser tab.
     pub shutdown: CancellationToken,
@@ -233,6 +236,9 @@ impl Groups {
             .routes(routes!(stages::list, stages::create))
             .routes(routes!(stages::get, stages::update, stages::delete))
             .routes(routes!(stages::poll_state))
+            .routes(routes!(stage_target::get_service))
+            .routes(routes!(stage_target::scale_service))
+            .routes(routes!(stage_target::remove_service))
             .routes(routes!(instances::list_all))
             .routes(routes!(instances::list))
             .routes(routes!(instances::get, instances::remove))

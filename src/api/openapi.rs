@@ -233,6 +233,11 @@ const RULES: &[(&[&str], &str, Rule)] = &[
         Rule::Range(10, 86_400),
     ),
     (
+        &["SettingsChanges"],
+        "audit_retention_days",
+        Rule::Range(1, 3650),
+    ),
+    (
         &[
             "NewProjectBody",
             "ProjectChanges",
@@ -257,6 +262,20 @@ const RULES: &[(&[&str], &str, Rule)] = &[
         "name",
         Rule::Pattern("^[A-Za-z_][A-Za-z0-9_]*$", 255),
     ),
+    // A stage's target (issue 17) and a swarm service's scale.
+    (
+        &["TargetBody"],
+        "kind",
+        Rule::OneOf(&["container", "swarm"]),
+    ),
+    (&["TargetBody"], "replicas", Rule::Range(1, 100)),
+    (&["TargetBody"], "update_parallelism", Rule::Range(0, 100)),
+    (
+        &["TargetBody"],
+        "update_delay_ms",
+        Rule::Range(0, 3_600_000),
+    ),
+    (&["ScaleBody"], "replicas", Rule::Range(0, 100)),
     (
         &["NewNotificationBody", "NotificationChanges"],
         "url",

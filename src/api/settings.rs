@@ -77,6 +77,8 @@ pub struct LimitsView {
     pub deploy_log_retention_days: u32,
     /// …and for at most this many newest deploys per stage.
     pub deploy_logs_per_stage: u32,
+    /// Audit log entries are kept this many days.
+    pub audit_retention_days: u32,
     /// With a signing secret set, accept unsigned Quay pushes anyway (Quay cannot sign).
     pub allow_unsigned_quay: bool,
     /// Where JFrog Artifactory's repository keys are pulled from, `{repo_key}` standing
@@ -113,6 +115,8 @@ pub struct SettingsChanges {
     pub deploy_log_retention_days: Option<u32>,
     /// 1 to 100,000.
     pub deploy_logs_per_stage: Option<u32>,
+    /// 1 to 3,650.
+    pub audit_retention_days: Option<u32>,
     pub allow_unsigned_quay: Option<bool>,
     /// `null` or empty clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -193,6 +197,7 @@ impl From<Settings> for SettingsView {
                 webhook_event_max_count: s.limits.webhook_event_max_count,
                 deploy_log_retention_days: s.limits.deploy_log_retention_days,
                 deploy_logs_per_stage: s.limits.deploy_logs_per_stage,
+                audit_retention_days: s.limits.audit_retention_days,
                 allow_unsigned_quay: s.limits.allow_unsigned_quay,
                 jfrog_image_host: s.limits.jfrog_image_host,
             },
@@ -478,6 +483,13 @@ fn check_limits(
             1,
             100_000,
             &mut limits.deploy_logs_per_stage,
+        ),
+        (
+            "audit_retention_days",
+            body.audit_retention_days,
+            1,
+            3650,
+            &mut limits.audit_retention_days,
         ),
     ] {
         if let Some(value) = value

@@ -52,6 +52,8 @@ pub struct StageView {
     pub deploy_windows: Vec<String>,
     /// The IANA time zone of the windows.
     pub window_timezone: String,
+    /// Where the stage runs: containers, or a Swarm service.
+    pub target: super::stage_target::TargetView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -84,6 +86,8 @@ pub struct NewStageBody {
     pub approval_timeout: Option<u32>,
     pub deploy_windows: Option<Vec<String>>,
     pub window_timezone: Option<String>,
+    /// Where the stage runs; left out: containers (create) or unchanged (update).
+    pub target: Option<super::stage_target::TargetBody>,
 }
 
 /// Fields left out keep their value; `null` clears an optional one.
@@ -116,6 +120,8 @@ pub struct StageChanges {
     pub approval_timeout: Option<u32>,
     pub deploy_windows: Option<Vec<String>>,
     pub window_timezone: Option<String>,
+    /// Where the stage runs; left out: containers (create) or unchanged (update).
+    pub target: Option<super::stage_target::TargetBody>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -156,6 +162,7 @@ impl From<Stage> for StageView {
             approval_timeout: s.release.approval_timeout_secs,
             deploy_windows: s.release.windows,
             window_timezone: s.release.window_timezone,
+            target: super::stage_target::view(&Default::default()),
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -165,8 +172,10 @@ impl From<Stage> for StageView {
 /// The stage's view with the name of the stage it is promoted from.
 pub fn view(store: &Store, stage: Stage) -> StageView {
     let from = stage_release::promote_from_name(store, &stage);
+    let target = super::stage_target::view_of(store, stage.id);
     let mut view = StageView::from(stage);
     view.promote_from = from.or(view.promote_from);
+    view.target = target;
     view
 }
 
@@ -230,7 +239,14 @@ pub async fn create(
             window_timezone: body.window_timezone,
         },
     )?;
+    let target = body
+        .target
+        .as_ref()
+        .and_then(|t| super::stage_target::check(&mut errors, t));
     errors.into_result()?;
+    if let Some(target) = &target {
+        super::stage_target::require_manager(&state, target).await?;
+    }
     let project = state.store.get_project(project_id)?;
     check_domain_clash(&state.store, &project.name, &body.name, None)?;
     let created = state.store.create_stage(&NewStage {
@@ -247,6 +263,9 @@ pub async fn create(
         health_path: body.health_path,
         release,
     })?;
+    if let Some(target) = &target {
+        state.store.set_stage_target(created.id, target)?;
+    }
     if created.polling {
         // Its baseline is taken now, not after the poller's current wait.
         state.poller.wake();
@@ -314,7 +333,14 @@ pub async fn update(
             window_timezone: body.window_timezone,
         },
     )?;
+    let target = body
+        .target
+        .as_ref()
+        .and_then(|t| super::stage_target::check(&mut errors, t));
     errors.into_result()?;
+    if let Some(target) = &target {
+        super::stage_target::require_manager(&state, target).await?;
+    }
     if let Some(name) = body.name.as_ref().filter(|n| **n != current.name) {
         let project = state.store.get_project(current.project_id)?;
         check_domain_clash(&state.store, &project.name, name, Some(id))?;
@@ -337,6 +363,9 @@ pub async fn update(
             release: Some(release),
         },
     )?;
+    if let Some(target) = &target {
+        state.store.set_stage_target(id, target)?;
+    }
     let watched_changed = updated.polling != current.polling
         || updated.tag_pattern != current.tag_pattern
         || updated.version_range != current.version_range
@@ -358,6 +387,17 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     state.deployer.retire_stage(id).await?;
+    if state.store.stage_target(id)?.swarm().is_some() {
+        match state.deployer.remove_service(id).await {
+            Err(crate::deployer::OpsError::Conflict(reason)) => {
+                tracing::warn!(
+                    stage_id = id,
+                    "the stage's swarm service was left: {reason}"
+                );
+            }
+            other => other?,
+        }
+    }
     state.store.delete_stage(id)?;
     Ok(StatusCode::NO_CONTENT)
 }

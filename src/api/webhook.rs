@@ -24,8 +24,8 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, not_found};
 use crate::webhook::{
-    ParseOptions, SignatureError, SourceFormat, detect_format, event_grid_validation_code,
-    parse_payload, verify_signature,
+    ParseOptions, SignatureError, SourceFormat, bearer_token, detect_format,
+    event_grid_validation_code, parse_payload, verify_signature,
 };
 
 /// The CloudEvents webhook abuse-protection handshake (Azure Event Grid's CloudEvents
@@ -101,12 +101,15 @@ pub(super) async fn receive(
         return (StatusCode::OK, Json(json!({ "validationResponse": code }))).into_response();
     }
     let limits = &view.settings.limits;
-    match verify_signature(
-        format,
-        &headers,
-        &body,
-        view.signing_secret.as_deref().map(str::as_bytes),
-    ) {
+    let signing_secret = view.signing_secret.as_deref().map(str::as_bytes);
+    // Google's keys are needed (and fetched, when not held) only for a signed Pub/Sub push.
+    let google_keys = match (format, signing_secret, bearer_token(&headers)) {
+        (SourceFormat::GooglePubSub, Some(_), Ok(token)) => {
+            state.google_keys.for_token(token).await
+        }
+        _ => Default::default(),
+    };
+    match verify_signature(format, &headers, &body, signing_secret, &google_keys) {
         Ok(()) => {}
         Err(SignatureError::Unsignable {
             format: SourceFormat::DockerHub,

@@ -109,6 +109,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             stage,
             tag,
             follow,
+            outside_window,
             server,
         } => {
             let client = Client::new(&server)?;
@@ -117,12 +118,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let deploy: Deploy = client
                 .post(
                     &format!("/api/stages/{}/deploys", stage.id),
-                    &json!({ "tag": tag }),
+                    &json!({ "tag": tag, "outside_window": outside_window }),
                 )
                 .await?;
             eprintln!(
-                "deploy {} queued: {}/{} ← {}",
-                deploy.id, project.name, stage.name, deploy.tag
+                "deploy {} {}: {}/{} ← {}",
+                deploy.id, deploy.status, project.name, stage.name, deploy.tag
             );
             finish(&client, deploy.id, follow).await
         }
@@ -130,17 +131,24 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             project,
             stage,
             follow,
+            outside_window,
             server,
         } => {
             let client = Client::new(&server)?;
             let project = find_project(&client.projects().await?, &project)?.clone();
             let stage = client.stage(project.id, &stage).await?;
             let deploy: Deploy = client
-                .post(&format!("/api/stages/{}/rollback", stage.id), &json!({}))
+                .post(
+                    &format!(
+                        "/api/stages/{}/rollback?outside_window={outside_window}",
+                        stage.id
+                    ),
+                    &json!({}),
+                )
                 .await?;
             eprintln!(
-                "deploy {} queued: {}/{} back to {}",
-                deploy.id, project.name, stage.name, deploy.tag
+                "deploy {} {}: {}/{} back to {}",
+                deploy.id, deploy.status, project.name, stage.name, deploy.tag
             );
             finish(&client, deploy.id, follow).await
         }

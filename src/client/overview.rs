@@ -1,5 +1,6 @@
 //! `status` (the dashboard in a terminal: every stage with the tag it serves, that
-//! instance's state and the last deploy) and `instances` (every container, one a line).
+//! instance's state — a swarm stage's service: running tasks of its replicas — and the
+//! last deploy) and `instances` (every container, one a line).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,28 @@ use super::{Client, Deploy, DeployPage, Project, find_project};
 struct StageRow {
     id: i64,
     name: String,
+    #[serde(default)]
+    target: Option<TargetRow>,
+}
+
+#[derive(Deserialize)]
+struct TargetRow {
+    kind: String,
+}
+
+/// A swarm stage's service, as `GET /api/stages/{id}/service` shows it.
+#[derive(Deserialize)]
+struct ServiceRow {
+    exists: bool,
+    image: Option<String>,
+    replicas: u64,
+    tasks: Vec<TaskRow>,
+}
+
+#[derive(Deserialize)]
+struct TaskRow {
+    state: String,
+    desired_state: String,
 }
 
 #[derive(Deserialize)]
@@ -49,7 +72,14 @@ pub async fn status(client: &Client) -> anyhow::Result<()> {
                     &[("stage_id", stage.id.to_string()), ("limit", "1".into())],
                 )
                 .await?;
-            let (tag, health) = serving(&instances, stage.id);
+            let (tag, health) = if stage.target.as_ref().is_some_and(|t| t.kind == "swarm") {
+                let service: anyhow::Result<ServiceRow> = client
+                    .get(&format!("/api/stages/{}/service", stage.id))
+                    .await;
+                service_health(service)
+            } else {
+                serving(&instances, stage.id)
+            };
             println!(
                 "{:<20} {:<12} {:<18} {:<9} {}",
                 project.name,
@@ -123,6 +153,29 @@ fn serving(instances: &[Instance], stage_id: i64) -> (String, String) {
     }
 }
 
+/// A swarm stage's tag (from its service's image) and `running/replicas` of its tasks.
+fn service_health(service: anyhow::Result<ServiceRow>) -> (String, String) {
+    match service {
+        Ok(s) if s.exists => {
+            let tag = s
+                .image
+                .as_deref()
+                .map(|i| i.split('@').next().unwrap_or(i))
+                .and_then(|i| i.rsplit_once(':'))
+                .filter(|(_, tag)| !tag.contains('/'))
+                .map_or("-".to_string(), |(_, tag)| tag.to_string());
+            let up = s
+                .tasks
+                .iter()
+                .filter(|t| t.state == "running" && t.desired_state == "running")
+                .count();
+            (tag, format!("{up}/{} up", s.replicas))
+        }
+        Ok(_) => ("-".into(), "no service".into()),
+        Err(_) => ("-".into(), "unknown".into()),
+    }
+}
+
 fn last_deploy(d: &Deploy) -> String {
     format!(
         "{} {} {} ({})",
@@ -131,4 +184,34 @@ fn last_deploy(d: &Deploy) -> String {
         d.status,
         d.created_at.with_timezone(&Local).format("%Y-%m-%d %H:%M")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_swarm_stage_shows_its_image_tag_and_running_tasks() {
+        let task = |state: &str| TaskRow {
+            state: state.into(),
+            desired_state: "running".into(),
+        };
+        let service = ServiceRow {
+            exists: true,
+            image: Some("127.0.0.1:5000/shop:v2@sha256:abc".into()),
+            replicas: 3,
+            tasks: vec![task("running"), task("running"), task("starting")],
+        };
+        assert_eq!(
+            service_health(Ok(service)),
+            ("v2".to_string(), "2/3 up".to_string())
+        );
+        let none = ServiceRow {
+            exists: false,
+            image: None,
+            replicas: 0,
+            tasks: Vec::new(),
+        };
+        assert_eq!(service_health(Ok(none)).1, "no service");
+    }
 }

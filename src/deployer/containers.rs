@@ -62,6 +62,12 @@ pub trait Containers: Send + Sync {
         label_filters: &[(&str, &str)],
     ) -> Result<Vec<ContainerSummary>, EngineError>;
 
+    /// The Docker Engine underneath, for what only it does (Swarm services); `None` for
+    /// runtimes that are not Docker (the unit tests' fake).
+    fn docker(&self) -> Option<Arc<dyn Engine>> {
+        None
+    }
+
     /// Waits until `id` is healthy by `probe`, or fails (see [`health::wait_healthy`]).
     async fn wait_healthy(
         &self,
@@ -77,6 +83,10 @@ pub struct DockerContainers(pub Arc<dyn Engine>);
 
 #[async_trait::async_trait]
 impl Containers for DockerContainers {
+    fn docker(&self) -> Option<Arc<dyn Engine>> {
+        Some(self.0.clone())
+    }
+
     async fn pull(
         &self,
         image: &str,

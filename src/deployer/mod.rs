@@ -23,6 +23,7 @@ mod queue;
 mod reconcile;
 mod retire;
 mod rules;
+mod swarm;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +56,10 @@ pub enum DeployOutcome {
     RolledBack {
         step: String,
         error: String,
+    },
+    /// A swarm stage's service was created or updated and Swarm completed the update.
+    ServiceUpdated {
+        service: String,
     },
     /// The deploy was not pending any more (superseded, or already run).
     Skipped,
@@ -221,6 +226,9 @@ impl Deployer {
     /// instances a crash left `stopping` are finished in the background.
     pub async fn reconcile(&self) -> ReconcileReport {
         let mut report = reconcile::reconcile(&self.inner).await;
+        report
+            .interrupted_deploys
+            .extend(swarm::resume_interrupted(&self.inner));
         if let Err(e) = retire::resume_stopping(&self.inner) {
             report.problems.push(e);
         }
@@ -257,6 +265,7 @@ fn gate_audit_start(inner: &Inner, deploy_id: i64) -> Option<crate::audit::Targe
 fn gate_audit_end(inner: &Inner, target: crate::audit::Target, outcome: &DeployOutcome) {
     let detail = match outcome {
         DeployOutcome::Success { instance_id } => format!("success (instance {instance_id})"),
+        DeployOutcome::ServiceUpdated { service } => format!("success (service {service})"),
         DeployOutcome::Failed { step, error } => format!("failed at {step}: {error}"),
         DeployOutcome::RolledBack { step, error } => format!("rolled back at {step}: {error}"),
         DeployOutcome::Skipped => return,

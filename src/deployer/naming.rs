@@ -14,6 +14,14 @@ pub fn container_name(project: &str, stage: &str, tag: &str) -> String {
     format!("{base}-{suffix}")
 }
 
+/// The Swarm service of a stage, `dw-{project}-{stage}`: one per stage, updated in place.
+pub fn service_name(project: &str, stage: &str) -> String {
+    let base = dns_safe(&format!("dw-{project}-{stage}"));
+    base[..base.len().min(MAX_LEN)]
+        .trim_end_matches('-')
+        .to_string()
+}
+
 /// Lower case; anything but `a-z0-9` becomes a dash; dashes collapsed and trimmed.
 fn dns_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -37,6 +37,10 @@ pub(super) async fn deploy(inner: &Arc<Inner>, deploy_id: i64) -> DeployOutcome 
         }
     };
     let started = Instant::now();
+    if let Ok(crate::store::StageTarget::Swarm(target)) = inner.store.stage_target(deploy.stage_id)
+    {
+        return super::swarm::deploy(Run::new(inner, deploy), target, started).await;
+    }
     let mut run = Run {
         inner,
         deploy,
@@ -65,8 +69,8 @@ pub(super) struct Plan {
 
 /// A step that failed, and why, in words for the deploy log.
 pub(super) struct Failure {
-    step: &'static str,
-    message: String,
+    pub step: &'static str,
+    pub message: String,
 }
 
 /// Waits before asking again for a tag the registry does not know (yet): about 5 s in all.
@@ -79,17 +83,25 @@ const PULL_RETRY_WAITS: [Duration; 6] = [
     Duration::from_millis(2000),
 ];
 
-fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
+pub(super) fn fail(step: &'static str) -> impl FnOnce(String) -> Failure {
     move |message| Failure { step, message }
 }
 
-struct Run<'a> {
-    inner: &'a Arc<Inner>,
-    deploy: Deploy,
+pub(super) struct Run<'a> {
+    pub inner: &'a Arc<Inner>,
+    pub deploy: Deploy,
     created: Vec<Created>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    pub(super) fn new(inner: &'a Arc<Inner>, deploy: Deploy) -> Run<'a> {
+        Run {
+            inner,
+            deploy,
+            created: Vec::new(),
+        }
+    }
+
     async fn steps(&mut self) -> Result<(Plan, Instance), Failure> {
         let plan = self.plan()?;
         self.set_status(DeployStatus::Pulling);
@@ -104,7 +116,7 @@ impl Run<'_> {
         Ok((plan, instance))
     }
 
-    fn plan(&mut self) -> Result<Plan, Failure> {
+    pub(super) fn plan(&mut self) -> Result<Plan, Failure> {
         let store = &self.inner.store;
         let failed = |e: crate::store::StoreError| Failure {
             step: "plan",
@@ -174,7 +186,7 @@ impl Run<'_> {
         Ok(plan)
     }
 
-    async fn pull(&mut self, plan: &Plan) -> Result<(), Failure> {
+    pub(super) async fn pull(&mut self, plan: &Plan) -> Result<(), Failure> {
         self.log(LogLevel::Info, "pull", &format!("pulling {}", plan.image));
         // Progress arrives per downloaded chunk: the deploy log keeps one line per finished
         // layer and the daemon's final status; the rest goes to the debug log.
@@ -736,7 +748,7 @@ impl Run<'_> {
         }
     }
 
-    fn notify(
+    pub(super) fn notify(
         &self,
         project: &Project,
         stage: &Stage,
@@ -765,7 +777,7 @@ impl Run<'_> {
         self.inner.notifier.notify(notification);
     }
 
-    fn set_status(&mut self, status: DeployStatus) {
+    pub(super) fn set_status(&mut self, status: DeployStatus) {
         if let Err(e) = self.inner.store.set_deploy_status(self.deploy.id, status) {
             tracing::warn!(deploy_id = self.deploy.id, "cannot record status: {e}");
         }
@@ -773,7 +785,7 @@ impl Run<'_> {
         self.publish(status);
     }
 
-    fn publish(&self, status: DeployStatus) {
+    pub(super) fn publish(&self, status: DeployStatus) {
         self.inner.publish_status(
             &self.deploy.id,
             self.deploy.project_id,
@@ -783,7 +795,7 @@ impl Run<'_> {
         );
     }
 
-    fn log(&self, level: LogLevel, step: &str, message: &str) {
+    pub(super) fn log(&self, level: LogLevel, step: &str, message: &str) {
         self.inner.log(self.deploy.id, level, step, message);
     }
 }

@@ -66,6 +66,9 @@ async fn heal_into(inner: &Inner, report: &mut ReconcileReport) {
     refresh_upstreams(inner, report).await;
     remove_orphan_proxy_hosts(inner, report).await;
     restore_proxy_hosts(inner, report).await;
+    let (routed, problems) = super::swarm::heal(inner).await;
+    report.restored_proxy_hosts.extend(routed);
+    report.problems.extend(problems);
 }
 
 /// Records where each running instance is reachable now. After the Docker Engine restarts,
@@ -126,6 +129,9 @@ async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport)
         Err(e) => return report.problems.push(format!("cannot list deploys: {e}")),
     };
     for deploy in deploys {
+        if super::swarm::is_swarm_deploy(inner, deploy.stage_id) {
+            continue; // Swarm went on without us: `swarm::resume_interrupted` follows it
+        }
         let mut cleaned = false;
         let instances = inner
             .store
@@ -266,6 +272,11 @@ async fn remove_orphan_proxy_hosts(inner: &Inner, report: &mut ReconcileReport) 
         .iter()
         .filter(|i| matches!(i.status, InstanceStatus::Running | InstanceStatus::Stopped))
         .flat_map(|i| i.subdomains.iter().map(String::as_str))
+        .collect();
+    let swarm_domains = super::swarm::routed_domains(inner);
+    let in_use: HashSet<&str> = in_use
+        .into_iter()
+        .chain(swarm_domains.iter().map(String::as_str))
         .collect();
     for host in hosts {
         if !in_use.contains(host.domain.as_str()) {

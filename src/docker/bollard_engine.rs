@@ -92,7 +92,7 @@ impl BollardEngine {
     }
 
     /// The negotiated client, built on first use.
-    async fn client(&self) -> Result<&Docker, EngineError> {
+    pub(super) async fn client(&self) -> Result<&Docker, EngineError> {
         self.client
             .get_or_try_init(|| async {
                 let timeout = REQUEST_TIMEOUT.as_secs();
@@ -113,7 +113,7 @@ impl BollardEngine {
 
     /// Our error for a bollard error: transport failures are `Unreachable`; a status
     /// answer from the daemon goes through `on_status`.
-    fn error(
+    pub(super) fn error(
         &self,
         error: BollardError,
         on_status: impl FnOnce(u16, String) -> EngineError,
@@ -153,6 +153,38 @@ fn translate(
 
 #[async_trait::async_trait]
 impl Engine for BollardEngine {
+    async fn swarm_role(&self) -> Result<super::SwarmRole, EngineError> {
+        self.swarm_role_impl().await
+    }
+
+    async fn deploy_service(
+        &self,
+        spec: &super::ServiceSpec,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<super::ServiceChange, EngineError> {
+        self.deploy_service_impl(spec, auth).await
+    }
+
+    async fn rollback_service(&self, name: &str) -> Result<(), EngineError> {
+        self.rollback_service_impl(name).await
+    }
+
+    async fn scale_service(&self, name: &str, replicas: u64) -> Result<(), EngineError> {
+        self.scale_service_impl(name, replicas).await
+    }
+
+    async fn remove_service(&self, name: &str) -> Result<(), EngineError> {
+        self.remove_service_impl(name).await
+    }
+
+    async fn inspect_service(&self, name: &str) -> Result<Option<super::ServiceInfo>, EngineError> {
+        self.inspect_service_impl(name).await
+    }
+
+    async fn service_tasks(&self, name: &str) -> Result<Vec<super::TaskInfo>, EngineError> {
+        self.service_tasks_impl(name).await
+    }
+
     async fn version(&self) -> Result<EngineVersion, EngineError> {
         let seen = self
             .version_seen
@@ -559,7 +591,7 @@ impl Engine for BollardEngine {
 }
 
 /// The daemon's message as it is, for answers no caller branches on.
-fn other(_status: u16, message: String) -> EngineError {
+pub(super) fn other(_status: u16, message: String) -> EngineError {
     EngineError::Other(message)
 }
 
@@ -615,7 +647,7 @@ fn pull_failure(
 }
 
 /// `X-Registry-Auth`: the credentials as JSON, URL-safe base64 as dockerd decodes it.
-fn registry_auth_header(auth: &RegistryAuth, server: &str) -> String {
+pub(super) fn registry_auth_header(auth: &RegistryAuth, server: &str) -> String {
     let json = serde_json::json!({
         "username": auth.username,
         "password": auth.password,

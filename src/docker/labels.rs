@@ -22,3 +22,6 @@ pub const TAG: &str = "dev.docker-watcher.tag";
 pub const INSTALLATION: &str = "dev.docker-watcher.installation";
 /// An image label naming the HTTP health-check path (e.g. `/health`); read, never set.
 pub const HEALTH_PATH: &str = "dev.docker-watcher.health-path";
+/// On a swarm stage's service: the image of the spec the last update replaced, which is
+/// what Swarm's rollback goes back to while that update stands.
+pub const PREVIOUS_IMAGE: &str = "dev.docker-watcher.previous-image";

@@ -9,9 +9,11 @@
 //! naming policy, no choice of labels).
 
 mod bollard_engine;
+mod bollard_swarm;
 mod convert;
 pub mod labels;
 mod logs;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +23,10 @@ use chrono::{DateTime, Utc};
 
 pub use bollard_engine::BollardEngine;
 pub use logs::{LogLine, LogLines, LogSource, MAX_LINE_BYTES};
+pub use swarm::{
+    ServiceChange, ServiceHealth, ServiceInfo, ServiceSpec, SwarmRole, TaskInfo, UpdatePolicy,
+    UpdateState, UpdateStatus,
+};
 
 /// What docker-watcher needs from a Docker Engine.
 ///
@@ -129,6 +135,53 @@ pub trait Engine: Send + Sync {
             "this engine cannot run commands in containers (asked for {id})"
         )))
     }
+    /// What this engine is in a Docker Swarm. The default: not in one.
+    async fn swarm_role(&self) -> Result<SwarmRole, EngineError> {
+        Ok(SwarmRole::NotInSwarm)
+    }
+
+    /// Creates the service `spec.name`, or updates it to `spec` (start-first, rolling
+    /// back on failure, see [`UpdatePolicy`]). Answers at once: Swarm rolls out alone.
+    async fn deploy_service(
+        &self,
+        spec: &ServiceSpec,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ServiceChange, EngineError> {
+        let _ = auth;
+        Err(no_swarm(&spec.name))
+    }
+
+    /// `docker service rollback`: back to the service's previous spec.
+    async fn rollback_service(&self, name: &str) -> Result<(), EngineError> {
+        Err(no_swarm(name))
+    }
+
+    /// Sets the service's replica count (0 stops every task, the service stays).
+    async fn scale_service(&self, name: &str, replicas: u64) -> Result<(), EngineError> {
+        let _ = replicas;
+        Err(no_swarm(name))
+    }
+
+    /// Removes a service; one that does not exist is Ok.
+    async fn remove_service(&self, name: &str) -> Result<(), EngineError> {
+        Err(no_swarm(name))
+    }
+
+    /// A service by name; `None` when there is none.
+    async fn inspect_service(&self, name: &str) -> Result<Option<ServiceInfo>, EngineError> {
+        Err(no_swarm(name))
+    }
+
+    /// The service's tasks (the latest per slot and older ones Swarm keeps).
+    async fn service_tasks(&self, name: &str) -> Result<Vec<TaskInfo>, EngineError> {
+        Err(no_swarm(name))
+    }
+}
+
+fn no_swarm(service: &str) -> EngineError {
+    EngineError::Other(format!(
+        "this engine cannot run swarm services (asked about {service})"
+    ))
 }
 
 /// How a command run with [`Engine::exec`] ended.

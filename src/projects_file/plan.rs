@@ -141,7 +141,7 @@ pub(super) fn defaults_of(kind: Kind) -> Map<String, Value> {
             "polling": false, "track_digest": false, "env": [], "container_port": null,
             "health_path": null, "policy": "any", "prerelease": true, "promote_from": null,
             "approvals_required": 0, "approval_timeout": 86400, "deploy_windows": [],
-            "window_timezone": "UTC",
+            "window_timezone": "UTC", "target": { "kind": "container" },
         }),
     };
     match value {
@@ -443,6 +443,18 @@ impl Compare<'_> {
                     });
                 want.as_str() != have
             }
+            // The file may name only some of a target's fields: the rest take defaults.
+            (Kind::Stage, "target") => {
+                let mut full = json!({
+                    "kind": "container", "replicas": 1, "constraints": [],
+                    "update_parallelism": 1, "update_delay_ms": 0,
+                });
+                if let (Some(full), Some(want)) = (full.as_object_mut(), want.as_object()) {
+                    full.extend(want.clone());
+                }
+                view.get("target")
+                    .is_some_and(|have| !same_value(&full, have))
+            }
             (_, "name") => false,
             // A field the view does not show cannot be compared; it is set on create.
             _ => view.get(field).is_some_and(|have| !same_value(want, have)),
@@ -600,6 +612,35 @@ name = "dev"
             ]
         );
         assert_eq!(plan.steps[1].body["health_path"], Value::Null);
+    }
+
+    #[test]
+    fn a_stage_target_compares_with_its_defaults_filled_in() {
+        let swarm = json!({ "kind": "swarm", "replicas": 2, "constraints": [],
+            "update_parallelism": 1, "update_delay_ms": 0 });
+        let mut current = current();
+        current.projects[0].stages[0].insert("target".into(), swarm);
+        let file = FILE.replace(
+            "name = \"dev\"",
+            "name = \"dev\"\ntarget = { kind = \"swarm\", replicas = 2 }",
+        );
+        let steps = words(&plan(&desired(&file), &current, &Stored, false));
+        assert!(!steps.iter().any(|w| w.contains("stage")), "{steps:?}");
+        let file = FILE.replace(
+            "name = \"dev\"",
+            "name = \"dev\"\ntarget = { kind = \"swarm\", replicas = 3 }",
+        );
+        let steps = words(&plan(&desired(&file), &current, &Stored, false));
+        assert!(
+            steps.contains(&"Change stage shop/dev target".to_string()),
+            "{steps:?}"
+        );
+        // Left out of the file: back to containers.
+        let steps = words(&plan(&desired(FILE), &current, &Stored, false));
+        assert!(
+            steps.contains(&"Change stage shop/dev target".to_string()),
+            "{steps:?}"
+        );
     }
 
     #[test]

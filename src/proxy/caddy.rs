@@ -23,6 +23,7 @@ use super::{
     HostId, HostSpec, OwnedHost, Proxy, ProxyConfig, ProxyError, ProxyKind, REQUEST_TIMEOUT,
     Upstream, base_url, expect_kind, http_client, read_json, transport_error,
 };
+use crate::subdomain::Subdomain;
 
 /// The name of the Caddy HTTP server that holds our routes.
 pub const SERVER_NAME: &str = "docker_watcher";
@@ -72,6 +73,20 @@ impl Proxy for CaddyProxy {
     async fn ensure_host(&self, spec: &HostSpec) -> Result<HostId, ProxyError> {
         let _write = self.writes.lock().await;
         through_admin_restarts(|| self.ensure_route(spec)).await
+    }
+
+    async fn ensure_pool(
+        &self,
+        domain: &Subdomain,
+        upstreams: &[Upstream],
+    ) -> Result<HostId, ProxyError> {
+        if upstreams.is_empty() {
+            return Err(ProxyError::Invalid(format!(
+                "no upstream to route {domain} to"
+            )));
+        }
+        let _write = self.writes.lock().await;
+        through_admin_restarts(|| self.ensure_pool_route(domain, upstreams)).await
     }
 
     async fn delete_host(&self, id: &HostId) -> Result<(), ProxyError> {
@@ -165,6 +180,36 @@ fn route(route_id: &str, spec: &HostSpec) -> Value {
     })
 }
 
+/// How long a request may go on trying other upstreams of a pool when one does not
+/// answer (a swarm task that Swarm just stopped), and how long a failed one is skipped.
+const POOL_TRY_NANOS: u64 = 5_000_000_000;
+const POOL_TRY_INTERVAL_NANOS: u64 = 50_000_000;
+const POOL_FAIL_NANOS: u64 = 2_000_000_000;
+
+/// Our route for a pool of upstreams (a swarm service's tasks): round robin, and a request
+/// that meets an upstream that does not answer is tried on another for a while.
+fn pool_route(route_id: &str, domain: &str, upstreams: &[Upstream]) -> Value {
+    let dials: Vec<Value> = upstreams
+        .iter()
+        .map(|u| json!({ "dial": u.address() }))
+        .collect();
+    json!({
+        "@id": route_id,
+        "match": [{ "host": [domain] }],
+        "handle": [{
+            "handler": "reverse_proxy",
+            "upstreams": dials,
+            "load_balancing": {
+                "selection_policy": { "policy": "round_robin" },
+                "try_duration": POOL_TRY_NANOS,
+                "try_interval": POOL_TRY_INTERVAL_NANOS,
+            },
+            "health_checks": { "passive": { "fail_duration": POOL_FAIL_NANOS } },
+        }],
+        "terminal": true,
+    })
+}
+
 /// A route of ours read back as a host; `None` for routes we do not own (or cannot read).
 fn owned_host(route: &Value) -> Option<OwnedHost> {
     let id = route.get("@id")?.as_str()?;
@@ -219,7 +264,32 @@ impl CaddyProxy {
     /// `apps.http.servers`, empty when Caddy has no HTTP app yet.
     /// One attempt of `ensure_host`: read what Caddy has, then change only what differs.
     async fn ensure_route(&self, spec: &HostSpec) -> Result<HostId, ProxyError> {
-        let domain = spec.domain.as_str();
+        let route_id = route_id(spec.domain.as_str());
+        let wanted = route(&route_id, spec);
+        self.ensure_route_as(spec.domain.as_str(), wanted, &spec.upstream.to_string())
+            .await
+    }
+
+    /// One attempt of `ensure_pool`.
+    async fn ensure_pool_route(
+        &self,
+        domain: &Subdomain,
+        upstreams: &[Upstream],
+    ) -> Result<HostId, ProxyError> {
+        let route_id = route_id(domain.as_str());
+        let wanted = pool_route(&route_id, domain.as_str(), upstreams);
+        let shown: Vec<String> = upstreams.iter().map(Upstream::address).collect();
+        self.ensure_route_as(domain.as_str(), wanted, &shown.join(", "))
+            .await
+    }
+
+    /// Makes our route for `domain` read `wanted` (`shown` names its upstreams in the log).
+    async fn ensure_route_as(
+        &self,
+        domain: &str,
+        wanted: Value,
+        shown: &str,
+    ) -> Result<HostId, ProxyError> {
         let route_id = route_id(domain);
         let servers = self.servers().await?;
         if foreign_route_serves(&servers, domain) {
@@ -230,14 +300,13 @@ impl CaddyProxy {
         if servers.get(SERVER_NAME).is_none_or(Value::is_null) {
             self.create_server().await?;
         }
-        let wanted = route(&route_id, spec);
         let path = format!("/id/{route_id}");
         let current = self.admin_request(Method::GET, &path, None).await?;
         match current.0 {
             StatusCode::OK if current.1 == wanted => {}
             StatusCode::OK => {
                 self.expect_ok(Method::PATCH, &path, Some(&wanted)).await?;
-                tracing::info!(route = %route_id, upstream = %spec.upstream, "updated Caddy route");
+                tracing::info!(route = %route_id, upstream = %shown, "updated Caddy route");
             }
             StatusCode::NOT_FOUND => {
                 let routes = format!("/config/apps/http/servers/{SERVER_NAME}/routes");
@@ -256,7 +325,7 @@ impl CaddyProxy {
                             .await?;
                     }
                 }
-                tracing::info!(route = %route_id, upstream = %spec.upstream, "added Caddy route");
+                tracing::info!(route = %route_id, upstream = %shown, "added Caddy route");
             }
             status => {
                 return Err(ProxyError::Unexpected(format!(

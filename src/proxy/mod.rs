@@ -34,6 +34,24 @@ pub trait Proxy: Send + Sync {
     /// [`ProxyError::DomainInUse`].
     async fn ensure_host(&self, spec: &HostSpec) -> Result<HostId, ProxyError>;
 
+    /// Makes `domain` route to every one of `upstreams` (a swarm service's tasks), a
+    /// request going on to another upstream when one does not answer. Proxies that route
+    /// a domain to one upstream only (the default) take the first.
+    async fn ensure_pool(
+        &self,
+        domain: &Subdomain,
+        upstreams: &[Upstream],
+    ) -> Result<HostId, ProxyError> {
+        let upstream = upstreams
+            .first()
+            .ok_or_else(|| ProxyError::Invalid(format!("no upstream to route {domain} to")))?;
+        self.ensure_host(&HostSpec {
+            domain: domain.clone(),
+            upstream: upstream.clone(),
+        })
+        .await
+    }
+
     /// Deletes a host we own. A host that is already gone is not an error.
     async fn delete_host(&self, id: &HostId) -> Result<(), ProxyError>;
 
@@ -51,7 +69,7 @@ pub trait Proxy: Send + Sync {
 }
 
 /// Where a proxy host sends its traffic.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Upstream {
     pub host: String,
     pub port: u16,

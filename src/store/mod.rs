@@ -23,6 +23,7 @@ mod registries;
 mod release;
 mod retention;
 mod settings;
+mod stage_targets;
 mod stages;
 mod users;
 mod webhook_events;
@@ -53,6 +54,7 @@ pub use projects::{
 pub use registries::{NewRegistry, Registry, RegistryUpdate};
 pub use release::{ActorKind, AuditEntry, AuditFilter, Decision, NewAuditEntry, VersionPolicy};
 pub use settings::{ProxyKind, Reachability, Settings, SettingsUpdate, WebhookLimits};
+pub use stage_targets::{StageTarget, SwarmTarget};
 pub use stages::{NewStage, Stage, StageRelease, StageUpdate};
 pub use users::{ApiToken, Session, TokenScope, User};
 pub use webhook_events::{NewWebhookEvent, WebhookEvent, WebhookOutcome};
@@ -281,6 +283,8 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/006_managed_resources.sql")),
         M::up(include_str!("migrations/007_release_workflow.sql")).foreign_key_check(),
         M::up(include_str!("migrations/008_webhook_senders.sql")),
+        M::up(include_str!("migrations/009_stage_targets.sql")),
+        M::up(include_str!("migrations/010_audit_retention.sql")),
     ])
 }
 

@@ -88,6 +88,8 @@ pub struct WebhookLimits {
     pub deploy_log_retention_days: u32,
     /// …and of deploys beyond this many newest per stage.
     pub deploy_logs_per_stage: u32,
+    /// Audit log entries older than this many days are pruned.
+    pub audit_retention_days: u32,
     /// With a signing secret set, still accept Quay pushes (Quay cannot sign either).
     pub allow_unsigned_quay: bool,
     /// Where JFrog Artifactory's repository keys are pulled from, `{repo_key}` standing
@@ -97,7 +99,7 @@ pub struct WebhookLimits {
 }
 
 impl Default for WebhookLimits {
-    /// The column defaults of migration 003.
+    /// The column defaults of migrations 003, 008 and 010.
     fn default() -> WebhookLimits {
         WebhookLimits {
             allow_unsigned_dockerhub: false,
@@ -106,6 +108,7 @@ impl Default for WebhookLimits {
             webhook_event_max_count: 10_000,
             deploy_log_retention_days: 90,
             deploy_logs_per_stage: 50,
+            audit_retention_days: 365,
             allow_unsigned_quay: false,
             jfrog_image_host: None,
         }
@@ -179,7 +182,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
 
 const LIMIT_COLUMNS: &str = "allow_unsigned_dockerhub, auto_create_per_minute,
     webhook_event_retention_days, webhook_event_max_count, deploy_log_retention_days,
-    deploy_logs_per_stage, allow_unsigned_quay, jfrog_image_host";
+    deploy_logs_per_stage, allow_unsigned_quay, jfrog_image_host, audit_retention_days";
 
 fn limits_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookLimits> {
     Ok(WebhookLimits {
@@ -191,6 +194,7 @@ fn limits_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookLimits> {
         deploy_logs_per_stage: row.get(5)?,
         allow_unsigned_quay: row.get(6)?,
         jfrog_image_host: row.get(7)?,
+        audit_retention_days: row.get(8)?,
     })
 }
 
@@ -291,7 +295,7 @@ impl Store {
                     "UPDATE settings SET allow_unsigned_dockerhub = ?1, auto_create_per_minute = ?2,
                         webhook_event_retention_days = ?3, webhook_event_max_count = ?4,
                         deploy_log_retention_days = ?5, deploy_logs_per_stage = ?6,
-                        allow_unsigned_quay = ?7, jfrog_image_host = ?8
+                        allow_unsigned_quay = ?7, jfrog_image_host = ?8, audit_retention_days = ?9
                      WHERE id = 1",
                     rusqlite::params![
                         limits.allow_unsigned_dockerhub,
@@ -302,6 +306,7 @@ impl Store {
                         limits.deploy_logs_per_stage,
                         limits.allow_unsigned_quay,
                         limits.jfrog_image_host,
+                        limits.audit_retention_days,
                     ],
                 )?;
             }

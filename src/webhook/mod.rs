@@ -14,17 +14,21 @@
 //! input is the request's headers and raw body, the output plain values.
 
 mod formats;
+mod google_token;
 mod json;
 mod payload;
 mod signature;
 
 pub use formats::event_grid::validation_code as event_grid_validation_code;
 pub use formats::jfrog::{REPO_KEY as JFROG_REPO_KEY, image_for as jfrog_image_for};
+pub use google_token::{KeySet as GoogleKeySet, TokenError, key_id as google_key_id};
 pub use payload::{
     IgnoreReason, IgnoredEvent, MAX_EVENTS, ParseOptions, ParsedEvent, ParsedPayload, PayloadError,
     PushEvent, SourceFormat, detect_format, parse_payload,
 };
-pub use signature::{SignatureError, signature_hex, unsigned_setting, verify_signature};
+pub use signature::{
+    SignatureError, bearer_token, signature_hex, unsigned_setting, verify_signature,
+};
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;

@@ -357,6 +357,8 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, PayloadError> {
         Ok(BodyKind::Json)
     } else if essence == "application/x-www-form-urlencoded" && form_sender {
         Ok(BodyKind::Form)
+    } else if formats::pubsub::unwrapped_with_metadata(headers) {
+        Ok(BodyKind::Unlabelled)
     } else {
         Err(unsupported())
     }
@@ -857,7 +859,7 @@ mod tests {
         #[test]
         fn verify_signature_never_panics(headers in header_map(), body in proptest::collection::vec(any::<u8>(), 0..64), secret in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16))) {
             for format in SourceFormat::ALL {
-                let _ = crate::webhook::verify_signature(format, &headers, &body, secret.as_deref());
+                let _ = crate::webhook::verify_signature(format, &headers, &body, secret.as_deref(), &crate::webhook::GoogleKeySet::default());
             }
         }
     }

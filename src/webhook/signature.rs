@@ -10,11 +10,9 @@
 //!   Registry and Event Grid (`Authorization: Bearer <secret>`), Harbor (its policy's auth
 //!   header: `Authorization: <secret>` or `Bearer <secret>`);
 //! - Google Pub/Sub pushes carry a Google-signed OIDC token (`Authorization: Bearer
-//!   <JWT>`). Checking Google's signature needs its public keys from the network, which
-//!   this daemon does not fetch; what is checked is that the token's `aud` claim equals
-//!   the signing secret (set as the subscription's audience) and its `iss` is Google's.
-//!   That is as strong as a static header, no stronger: expiry and signature are not
-//!   checked;
+//!   <JWT>`): its RS256 signature is checked against Google's public keys (the caller
+//!   fetches them: `crate::google_keys`), its `aud` must be the signing secret (set as the
+//!   subscription's audience), its `iss` Google's, and it must not have expired;
 //! - Docker Hub and Quay can do neither: their requests are refused
 //!   ([`SignatureError::Unsignable`]) and the caller decides whether a setting lets them
 //!   in.
@@ -23,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::google_token::{KeySet as GoogleKeySet, TokenError};
 use super::payload::{SourceFormat, header};
 
 const GITEA_HEADER: &str = "X-Gitea-Signature";
@@ -30,7 +29,6 @@ const FORGEJO_HEADER: &str = "X-Forgejo-Signature";
 const HUB_HEADER: &str = "X-Hub-Signature-256";
 const AUTHORIZATION: &str = "Authorization";
 const JFROG_HEADER: &str = "X-JFrog-Event-Auth";
-const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
 
 /// Why a request's signature is not accepted; the handler answers 401.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -52,20 +50,19 @@ pub enum SignatureError {
         unsigned_setting(.format)
     )]
     Unsignable { format: SourceFormat },
-    /// A Pub/Sub push's token is not one Google made for this audience.
-    #[error(
-        "the Authorization token is not a Google OIDC token whose audience is the webhook \
-         signing secret: set the push subscription's audience to the signing secret"
-    )]
-    WrongAudience,
+    /// A Pub/Sub push's token is not one Google signed for this audience.
+    #[error("{0}")]
+    GoogleToken(#[from] TokenError),
 }
 
 /// Checks the request's signature against `secret`; without a secret nothing is checked.
+/// `google_keys` are Google's public keys, for Pub/Sub pushes' tokens.
 pub fn verify_signature(
     format: SourceFormat,
     headers: &HeaderMap,
     body: &[u8],
     secret: Option<&[u8]>,
+    google_keys: &GoogleKeySet,
 ) -> Result<(), SignatureError> {
     let Some(secret) = secret else {
         return Ok(());
@@ -106,7 +103,9 @@ pub fn verify_signature(
             return verify_bearer(headers, secret);
         }
         SourceFormat::Harbor => return verify_static_authorization(headers, secret),
-        SourceFormat::GooglePubSub => return verify_google_audience(headers, secret),
+        SourceFormat::GooglePubSub => {
+            return Ok(google_keys.verify(bearer_token(headers)?, secret)?);
+        }
         SourceFormat::DockerHub | SourceFormat::Quay => {
             return Err(SignatureError::Unsignable { format });
         }
@@ -148,36 +147,8 @@ fn verify_static_authorization(headers: &HeaderMap, secret: &[u8]) -> Result<(),
     })
 }
 
-/// A Pub/Sub push's OIDC token: its `aud` must be the secret and `iss` Google's. The
-/// signature is not checked (see the module's header).
-fn verify_google_audience(headers: &HeaderMap, secret: &[u8]) -> Result<(), SignatureError> {
-    use base64::Engine;
-    let token = bearer_token(headers)?;
-    let claims = token
-        .split('.')
-        .nth(1)
-        .and_then(|part| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part.trim_end_matches('='))
-                .ok()
-        })
-        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
-        .ok_or(SignatureError::WrongAudience)?;
-    let issuer = claims.get("iss").and_then(serde_json::Value::as_str);
-    let audience = claims.get("aud").and_then(serde_json::Value::as_str);
-    match (issuer, audience) {
-        (Some(issuer), Some(audience))
-            if GOOGLE_ISSUERS.contains(&issuer)
-                && constant_time_eq(audience.as_bytes(), secret) =>
-        {
-            Ok(())
-        }
-        _ => Err(SignatureError::WrongAudience),
-    }
-}
-
 /// The token of `Authorization: Bearer <token>`; missing when the header or scheme is.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, SignatureError> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, SignatureError> {
     let missing = SignatureError::Missing {
         header: AUTHORIZATION,
     };
@@ -198,7 +169,7 @@ pub fn unsigned_setting(format: &SourceFormat) -> &'static str {
     }
 }
 
-fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+pub(super) fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     given.ct_eq(secret).into()
 }
@@ -244,10 +215,22 @@ mod tests {
         let good = signature_hex(SECRET, &body);
         let signed = headers(&[("x-gitea-event", "package"), ("x-gitea-signature", &good)]);
         assert_eq!(
-            verify_signature(SourceFormat::Gitea, &signed, &body, Some(SECRET)),
+            verify_signature(
+                SourceFormat::Gitea,
+                &signed,
+                &body,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Ok(())
         );
-        let other_secret = verify_signature(SourceFormat::Gitea, &signed, &body, Some(b"other"));
+        let other_secret = verify_signature(
+            SourceFormat::Gitea,
+            &signed,
+            &body,
+            Some(b"other"),
+            &GoogleKeySet::default(),
+        );
         assert_eq!(
             other_secret,
             Err(SignatureError::Mismatch {
@@ -256,11 +239,26 @@ mod tests {
         );
         let mut tampered = body.clone();
         tampered.extend_from_slice(b" ");
-        assert!(verify_signature(SourceFormat::Gitea, &signed, &tampered, Some(SECRET)).is_err());
+        assert!(
+            verify_signature(
+                SourceFormat::Gitea,
+                &signed,
+                &tampered,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            )
+            .is_err()
+        );
         for bad in ["zz", "00", &good[..good.len() - 2]] {
             let h = headers(&[("x-gitea-signature", bad)]);
             assert_eq!(
-                verify_signature(SourceFormat::Gitea, &h, &body, Some(SECRET)),
+                verify_signature(
+                    SourceFormat::Gitea,
+                    &h,
+                    &body,
+                    Some(SECRET),
+                    &GoogleKeySet::default()
+                ),
                 Err(SignatureError::Mismatch {
                     header: GITEA_HEADER
                 }),
@@ -269,7 +267,13 @@ mod tests {
         }
         // Gitea without a secret sends the header empty.
         let unsigned = headers(&[("x-gitea-event", "package"), ("x-gitea-signature", "")]);
-        let missing = verify_signature(SourceFormat::Gitea, &unsigned, &body, Some(SECRET));
+        let missing = verify_signature(
+            SourceFormat::Gitea,
+            &unsigned,
+            &body,
+            Some(SECRET),
+            &GoogleKeySet::default(),
+        );
         assert_eq!(
             missing,
             Err(SignatureError::Missing {
@@ -284,7 +288,13 @@ mod tests {
         let body = b"{}";
         let h = headers(&[("x-forgejo-signature", &signature_hex(SECRET, body))]);
         assert_eq!(
-            verify_signature(SourceFormat::Gitea, &h, body, Some(SECRET)),
+            verify_signature(
+                SourceFormat::Gitea,
+                &h,
+                body,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Ok(())
         );
     }
@@ -296,7 +306,13 @@ mod tests {
         for format in [SourceFormat::GitHub, SourceFormat::Generic] {
             let signed = headers(&[("x-hub-signature-256", &good)]);
             assert_eq!(
-                verify_signature(format, &signed, &body, Some(SECRET)),
+                verify_signature(
+                    format,
+                    &signed,
+                    &body,
+                    Some(SECRET),
+                    &GoogleKeySet::default()
+                ),
                 Ok(())
             );
             let wrong = headers(&[(
@@ -304,7 +320,13 @@ mod tests {
                 &format!("sha256={}", signature_hex(b"wrong", &body)),
             )]);
             assert_eq!(
-                verify_signature(format, &wrong, &body, Some(SECRET)),
+                verify_signature(
+                    format,
+                    &wrong,
+                    &body,
+                    Some(SECRET),
+                    &GoogleKeySet::default()
+                ),
                 Err(SignatureError::Mismatch { header: HUB_HEADER })
             );
             for missing in [
@@ -316,7 +338,13 @@ mod tests {
                 headers(&[("x-hub-signature", "sha1=0123")]),
             ] {
                 assert_eq!(
-                    verify_signature(format, &missing, &body, Some(SECRET)),
+                    verify_signature(
+                        format,
+                        &missing,
+                        &body,
+                        Some(SECRET),
+                        &GoogleKeySet::default()
+                    ),
                     Err(SignatureError::Missing { header: HUB_HEADER }),
                     "{missing:?}"
                 );
@@ -328,7 +356,10 @@ mod tests {
     fn without_a_secret_nothing_is_checked() {
         let garbage = headers(&[("x-hub-signature-256", "sha256=nothex")]);
         for format in SourceFormat::ALL {
-            assert_eq!(verify_signature(format, &garbage, b"{}", None), Ok(()));
+            assert_eq!(
+                verify_signature(format, &garbage, b"{}", None, &GoogleKeySet::default()),
+                Ok(())
+            );
         }
     }
 
@@ -341,7 +372,8 @@ mod tests {
                 format,
                 &headers(&[("authorization", &bearer)]),
                 b"{}",
-                Some(SECRET)
+                Some(SECRET),
+                &GoogleKeySet::default()
             ),
             Ok(())
         );
@@ -370,14 +402,21 @@ mod tests {
                     format,
                     &headers(&[("authorization", value)]),
                     b"{}",
-                    Some(SECRET)
+                    Some(SECRET),
+                    &GoogleKeySet::default()
                 ),
                 Err(expected),
                 "{value}"
             );
         }
         assert_eq!(
-            verify_signature(format, &headers(&[]), b"{}", Some(SECRET)),
+            verify_signature(
+                format,
+                &headers(&[]),
+                b"{}",
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Err(SignatureError::Missing {
                 header: AUTHORIZATION
             })
@@ -390,28 +429,52 @@ mod tests {
         for value in [secret.to_string(), format!("Bearer {secret}")] {
             let h = headers(&[("authorization", &value)]);
             assert_eq!(
-                verify_signature(SourceFormat::Harbor, &h, b"{}", Some(SECRET)),
+                verify_signature(
+                    SourceFormat::Harbor,
+                    &h,
+                    b"{}",
+                    Some(SECRET),
+                    &GoogleKeySet::default()
+                ),
                 Ok(()),
                 "{value}"
             );
         }
         let wrong = headers(&[("authorization", "not-it")]);
         assert_eq!(
-            verify_signature(SourceFormat::Harbor, &wrong, b"{}", Some(SECRET)),
+            verify_signature(
+                SourceFormat::Harbor,
+                &wrong,
+                b"{}",
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Err(SignatureError::Mismatch {
                 header: AUTHORIZATION
             }),
             "neither the secret nor a bearer token of it"
         );
         assert_eq!(
-            verify_signature(SourceFormat::Harbor, &headers(&[]), b"{}", Some(SECRET)),
+            verify_signature(
+                SourceFormat::Harbor,
+                &headers(&[]),
+                b"{}",
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Err(SignatureError::Missing {
                 header: AUTHORIZATION
             })
         );
         let wrong_bearer = headers(&[("authorization", "Bearer not-it")]);
         assert_eq!(
-            verify_signature(SourceFormat::Harbor, &wrong_bearer, b"{}", Some(SECRET)),
+            verify_signature(
+                SourceFormat::Harbor,
+                &wrong_bearer,
+                b"{}",
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Err(SignatureError::Mismatch {
                 header: AUTHORIZATION
             })
@@ -423,9 +486,15 @@ mod tests {
         let bearer = format!("Bearer {}", std::str::from_utf8(SECRET).unwrap());
         for format in [SourceFormat::Acr, SourceFormat::EventGrid] {
             let good = headers(&[("authorization", &bearer)]);
-            assert_eq!(verify_signature(format, &good, b"[]", Some(SECRET)), Ok(()));
+            assert_eq!(
+                verify_signature(format, &good, b"[]", Some(SECRET), &GoogleKeySet::default()),
+                Ok(())
+            );
             let bare = headers(&[("authorization", std::str::from_utf8(SECRET).unwrap())]);
-            assert!(verify_signature(format, &bare, b"[]", Some(SECRET)).is_err());
+            assert!(
+                verify_signature(format, &bare, b"[]", Some(SECRET), &GoogleKeySet::default())
+                    .is_err()
+            );
         }
     }
 
@@ -435,24 +504,48 @@ mod tests {
         let format = SourceFormat::JFrog;
         let signed = headers(&[("x-jfrog-event-auth", &signature_hex(SECRET, &body))]);
         assert_eq!(
-            verify_signature(format, &signed, &body, Some(SECRET)),
+            verify_signature(
+                format,
+                &signed,
+                &body,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Ok(())
         );
         let plain = headers(&[("x-jfrog-event-auth", std::str::from_utf8(SECRET).unwrap())]);
         assert_eq!(
-            verify_signature(format, &plain, &body, Some(SECRET)),
+            verify_signature(
+                format,
+                &plain,
+                &body,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Ok(())
         );
         let mut tampered = body.clone();
         tampered.push(b' ');
         assert_eq!(
-            verify_signature(format, &signed, &tampered, Some(SECRET)),
+            verify_signature(
+                format,
+                &signed,
+                &tampered,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Err(SignatureError::Mismatch {
                 header: JFROG_HEADER
             })
         );
         assert_eq!(
-            verify_signature(format, &headers(&[]), &body, Some(SECRET)),
+            verify_signature(
+                format,
+                &headers(&[]),
+                &body,
+                Some(SECRET),
+                &GoogleKeySet::default()
+            ),
             Err(SignatureError::Missing {
                 header: JFROG_HEADER
             })
@@ -460,58 +553,43 @@ mod tests {
     }
 
     /// An unsigned JWT-shaped token with these claims (the signature part is not checked).
-    fn token(claims: &str) -> String {
-        use base64::Engine;
-        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!(
-            "Bearer {}.{}.c2lnbmF0dXJl",
-            engine.encode(r#"{"alg":"RS256","kid":"k","typ":"JWT"}"#),
-            engine.encode(claims)
-        )
-    }
-
     #[test]
     fn pubsub_token_must_be_googles_for_the_secret_audience() {
+        use crate::webhook::test_support::{google_claims, google_token, jwks};
         let format = SourceFormat::GooglePubSub;
+        let keys = GoogleKeySet::from_jwks(&jwks(1)).unwrap();
         let secret = std::str::from_utf8(SECRET).unwrap();
-        let good = token(&format!(
-            r#"{{"aud":"{secret}","iss":"https://accounts.google.com","email":"push@p.iam.gserviceaccount.com","exp":1}}"#
-        ));
+        let bearer = |token: String| headers(&[("authorization", &format!("Bearer {token}"))]);
+        let good = bearer(google_token(1, "test-key-1", &google_claims(secret)));
         assert_eq!(
-            verify_signature(
-                format,
-                &headers(&[("authorization", &good)]),
-                b"{}",
-                Some(SECRET)
-            ),
+            verify_signature(format, &good, b"{}", Some(SECRET), &keys),
             Ok(())
         );
-        for claims in [
-            r#"{"aud":"https://deploy.example.com/api/webhook/x","iss":"https://accounts.google.com"}"#.to_string(),
-            format!(r#"{{"aud":"{secret}","iss":"https://evil.example.com"}}"#),
-            format!(r#"{{"aud":["{secret}"],"iss":"accounts.google.com"}}"#),
+        // Without Google's keys nothing is accepted.
+        assert_eq!(
+            verify_signature(format, &good, b"{}", Some(SECRET), &GoogleKeySet::default()),
+            Err(SignatureError::GoogleToken(TokenError::UnknownKey))
+        );
+        let other_audience = bearer(google_token(
+            1,
+            "test-key-1",
+            &google_claims("https://deploy.example.com/api/webhook/x"),
+        ));
+        let forged = bearer(google_token(2, "test-key-1", &google_claims(secret)));
+        for (h, reason) in [
+            (other_audience, TokenError::WrongAudience),
+            (forged, TokenError::BadSignature),
+            (
+                headers(&[("authorization", "Bearer not-a-jwt")]),
+                TokenError::Malformed,
+            ),
         ] {
-            let h = headers(&[("authorization", &token(&claims))]);
-            assert_eq!(
-                verify_signature(format, &h, b"{}", Some(SECRET)),
-                Err(SignatureError::WrongAudience),
-                "{claims}"
-            );
-        }
-        for value in ["Bearer not-a-jwt", "Bearer a.%%%.c"] {
-            assert_eq!(
-                verify_signature(
-                    format,
-                    &headers(&[("authorization", value)]),
-                    b"{}",
-                    Some(SECRET)
-                ),
-                Err(SignatureError::WrongAudience),
-                "{value}"
-            );
+            let refused = verify_signature(format, &h, b"{}", Some(SECRET), &keys);
+            assert_eq!(refused, Err(SignatureError::GoogleToken(reason)));
+            assert_eq!(refused.unwrap_err().status_code().as_u16(), 401);
         }
         assert_eq!(
-            verify_signature(format, &headers(&[]), b"{}", Some(SECRET)),
+            verify_signature(format, &headers(&[]), b"{}", Some(SECRET), &keys),
             Err(SignatureError::Missing {
                 header: AUTHORIZATION
             })
@@ -524,7 +602,13 @@ mod tests {
             (SourceFormat::DockerHub, "allow_unsigned_dockerhub"),
             (SourceFormat::Quay, "allow_unsigned_quay"),
         ] {
-            let refused = verify_signature(format, &headers(&[]), b"{}", Some(SECRET));
+            let refused = verify_signature(
+                format,
+                &headers(&[]),
+                b"{}",
+                Some(SECRET),
+                &GoogleKeySet::default(),
+            );
             assert_eq!(refused, Err(SignatureError::Unsignable { format }));
             assert!(
                 refused.unwrap_err().to_string().contains(setting),

@@ -3,6 +3,10 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
+#[path = "../../tests/it/support/google_tokens.rs"]
+mod google_tokens;
+pub(crate) use google_tokens::*;
+
 use super::{ParseOptions, ParsedPayload, PayloadError, PushEvent, parse_payload};
 
 pub(crate) const DIGEST: &str =

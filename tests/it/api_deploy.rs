@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::support::app::{Api, TestApp, spawn_app};
+use crate::support::project_cli::{Cli, create_project};
 use crate::support::registry::TestRegistry;
 use crate::support::{CRASH_IMAGE, HEALTHY_IMAGE, require_docker, unique_name};
 
@@ -38,19 +39,9 @@ pub(crate) async fn setup() -> Setup {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let project = api
-        .create(
-            "/api/projects",
-            json!({ "name": unique_name("shop"), "image": format!("{}/{repository}", registry.host()),
-                    "container_port": 8080, "health_path": "/health" }),
-        )
-        .await;
-    let stage = api
-        .create(
-            &format!("/api/projects/{}/stages", project["id"]),
-            json!({ "name": "dev" }),
-        )
-        .await;
+    let (project, stages) =
+        create_project(&api, &registry, &repository, &[("dev", json!({}))]).await;
+    let stage = stages[0].clone();
     Setup {
         app,
         api,
@@ -259,26 +250,12 @@ async fn a_deploy_log_streams_live_to_its_end() {
 async fn the_cli_deploys_a_tag_and_shows_its_log_live() {
     let s = setup().await;
     s.registry.push(CRASH_IMAGE, &s.repository, "v2").await;
-    let created = s
-        .api
-        .create("/api/auth/tokens", json!({ "name": "cli" }))
-        .await;
-    let token = created["token"].as_str().unwrap().to_string();
+    let cli = Cli::with_new_token(&s.app, &s.api, "cli", None).await;
     let project = s.project["name"].as_str().unwrap().to_string();
-    let cli = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_docker-watcher"));
-        command
-            .args(args)
-            .env("DW_SERVER", &s.app.address)
-            .env("DW_TOKEN", &token)
-            .stdin(std::process::Stdio::null());
-        command
-    };
 
-    let output = cli(&["deploy", &project, "dev", "v1", "--follow"])
-        .output()
-        .await
-        .unwrap();
+    let output = cli
+        .output(&["deploy", &project, "dev", "v1", "--follow"])
+        .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -290,10 +267,9 @@ async fn the_cli_deploys_a_tag_and_shows_its_log_live() {
     }
     assert!(stderr.contains("succeeded"), "{stderr}");
 
-    let output = cli(&["deploy", &project, "dev", "v2", "--follow"])
-        .output()
-        .await
-        .unwrap();
+    let output = cli
+        .output(&["deploy", &project, "dev", "v2", "--follow"])
+        .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),
@@ -305,10 +281,7 @@ async fn the_cli_deploys_a_tag_and_shows_its_log_live() {
         "{stderr}"
     );
 
-    let output = cli(&["deploys", "--project", &project])
-        .output()
-        .await
-        .unwrap();
+    let output = cli.output(&["deploys", "--project", &project]).await;
     let listing = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
     assert_eq!(listing.lines().count(), 2, "{listing}");
@@ -319,16 +292,14 @@ async fn the_cli_deploys_a_tag_and_shows_its_log_live() {
         "{listing}"
     );
 
-    let output = cli(&["projects"]).output().await.unwrap();
+    let output = cli.output(&["projects"]).await;
     assert!(String::from_utf8_lossy(&output.stdout).contains(&project));
 
-    let output = cli(&["deploy", &project, "nope", "v1"])
-        .output()
-        .await
-        .unwrap();
+    let output = cli.output(&["deploy", &project, "nope", "v1"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no stage nope"));
-    let output = cli(&["projects"])
+    let output = cli
+        .command(&["projects"])
         .env("DW_TOKEN", "dw_wrong")
         .output()
         .await

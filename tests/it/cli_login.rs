@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api_deploy::setup;
 use crate::support::app::ADMIN_PASSWORD;
+use crate::support::project_cli::describe as text;
 
 const BIN: &str = env!("CARGO_BIN_EXE_docker-watcher");
 
@@ -50,15 +51,6 @@ async fn login_on_a_terminal(config: &Path, server: &str, password: &str) -> (St
     })
     .await
     .unwrap()
-}
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ use docker_watcher::docker::labels;
 use crate::support::app::Api;
 use crate::support::caddy::TestCaddy;
 use crate::support::containers::TestScope;
+use crate::support::project_cli::create_named_project;
 use crate::support::registry::TestRegistry;
 use crate::support::{
     HEALTHY_IMAGE, TEST_LABEL, docker_cli, free_port, remove_containers_labelled,
@@ -45,16 +46,16 @@ async fn the_image_deploys_routes_and_survives_a_restart_on_the_host_network() {
 
     let port = free_port();
     let public_url = format!("http://localhost:{port}");
-    let dw = env.scope.name("dw");
-    env.run(
-        &["--name", &dw, "--network", "host"],
-        &[
-            &format!("DW_LISTEN=127.0.0.1:{port}"),
-            &format!("DW_PUBLIC_URL={public_url}"),
-        ],
-        &image,
-    );
-    let started = wait_healthy(&dw, None).await;
+    let (dw, started) = env
+        .start(
+            &["--network", "host"],
+            &[
+                &format!("DW_LISTEN=127.0.0.1:{port}"),
+                &format!("DW_PUBLIC_URL={public_url}"),
+            ],
+            &image,
+        )
+        .await;
     let logs = container_logs(&dw);
     assert!(
         logs.contains("running in a container on the host's network"),
@@ -83,19 +84,15 @@ async fn the_image_deploys_routes_and_survives_a_restart_on_the_host_network() {
         .await;
     assert_eq!(status, 200, "settings: {body}");
     let repository = unique_name("image/app");
-    let created = api
-        .create(
-            "/api/projects",
-            json!({ "name": project, "image": format!("{}/{repository}", registry.host()),
-                    "container_port": 8080, "health_path": "/health" }),
-        )
-        .await;
-    let stage = api
-        .create(
-            &format!("/api/projects/{}/stages", created["id"]),
-            json!({ "name": "dev", "tag_pattern": "v*", "auto_deploy": true }),
-        )
-        .await;
+    let (created, stages) = create_named_project(
+        &api,
+        &project,
+        &registry,
+        &repository,
+        &[("dev", json!({ "tag_pattern": "v*", "auto_deploy": true }))],
+    )
+    .await;
+    let stage = &stages[0];
 
     registry.push(HEALTHY_IMAGE, &repository, "v1").await;
     let response = reqwest::Client::new()
@@ -105,10 +102,7 @@ async fn the_image_deploys_routes_and_survives_a_restart_on_the_host_network() {
         .await
         .expect("webhook");
     assert!(response.status().is_success(), "{response:?}");
-    let deploy = wait_deploy_final(&api, created["id"].as_i64().expect("id")).await;
-    assert_eq!(deploy["status"], "success", "{deploy}");
-
-    let instance = only_running_instance(&api, &stage).await;
+    let instance = deployed_instance(&api, &created, stage).await;
     let container_id = instance["container_id"]
         .as_str()
         .expect("container")
@@ -126,7 +120,7 @@ async fn the_image_deploys_routes_and_survives_a_restart_on_the_host_network() {
     docker(&["restart", &dw]);
     wait_healthy(&dw, Some(started)).await;
     let api = login(&address).await;
-    let after = only_running_instance(&api, &stage).await;
+    let after = only_running_instance(&api, stage).await;
     assert_eq!(after["id"], instance["id"], "{after}");
     assert_eq!(after["container_id"], instance["container_id"], "{after}");
     let (_, deploys) = api
@@ -161,10 +155,8 @@ async fn the_image_deploys_routes_and_survives_a_restart_on_the_host_network() {
 async fn on_the_default_bridge_it_listens_everywhere_and_says_what_to_set() {
     let image = image_under_test();
     let env = Environment::new("imgbr");
-    let dw = env.scope.name("dw");
-    env.run(&["--name", &dw, "-p", "127.0.0.1::8080"], &[], &image);
     // Healthy by its own HEALTHCHECK, which reads the same default (0.0.0.0:8080).
-    wait_healthy(&dw, None).await;
+    let (dw, _) = env.start(&["-p", "127.0.0.1::8080"], &[], &image).await;
     let published = published_port(&dw);
     let health: Value = reqwest::get(format!("http://127.0.0.1:{published}/healthz"))
         .await
@@ -205,19 +197,14 @@ async fn with_dw_network_it_joins_that_network_and_reaches_containers_there() {
     let _pulled = Cleanup::images(format!("{}/", registry.host()));
     let _deployed = Cleanup::containers(labels::PROJECT, &project);
     let env = Environment::new("imgnet");
-    let dw = env.scope.name("dw");
-    env.run(
-        &["--name", &dw, "-p", "127.0.0.1::8080"],
-        &[&format!("DW_NETWORK={network}")],
-        &image,
-    );
-    wait_healthy(&dw, None).await;
-    let networks = docker(&[
-        "inspect",
-        "--format",
-        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
-        &dw,
-    ]);
+    let (dw, _) = env
+        .start(
+            &["-p", "127.0.0.1::8080"],
+            &[&format!("DW_NETWORK={network}")],
+            &image,
+        )
+        .await;
+    let networks = networks_of(&dw);
     assert!(
         networks.split_whitespace().any(|n| n == network),
         "joined {network}: {networks}"
@@ -244,19 +231,15 @@ async fn with_dw_network_it_joins_that_network_and_reaches_containers_there() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let created = api
-        .create(
-            "/api/projects",
-            json!({ "name": project, "image": format!("{}/{repository}", registry.host()),
-                    "container_port": 8080, "health_path": "/health" }),
-        )
-        .await;
-    let stage = api
-        .create(
-            &format!("/api/projects/{}/stages", created["id"]),
-            json!({ "name": "dev" }),
-        )
-        .await;
+    let (created, stages) = create_named_project(
+        &api,
+        &project,
+        &registry,
+        &repository,
+        &[("dev", json!({}))],
+    )
+    .await;
+    let stage = &stages[0];
     let (status, body) = api
         .post(
             &format!("/api/stages/{}/deploys", stage["id"]),
@@ -264,21 +247,14 @@ async fn with_dw_network_it_joins_that_network_and_reaches_containers_there() {
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let deploy = wait_deploy_final(&api, created["id"].as_i64().expect("id")).await;
-    assert_eq!(deploy["status"], "success", "{deploy}");
-    let instance = only_running_instance(&api, &stage).await;
+    let instance = deployed_instance(&api, &created, stage).await;
     let name = instance["container_name"].as_str().expect("name");
     assert_eq!(
         instance["upstream"],
         format!("{name}:8080"),
         "by name: {instance}"
     );
-    let sibling_networks = docker(&[
-        "inspect",
-        "--format",
-        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
-        name,
-    ]);
+    let sibling_networks = networks_of(name);
     assert_eq!(
         sibling_networks.trim(),
         network,
@@ -340,6 +316,17 @@ impl Environment {
             volume,
             secret,
         }
+    }
+
+    /// Runs `image` as this environment's docker-watcher container (see [`Self::run`])
+    /// and waits until its own HEALTHCHECK passes; its name and when it started.
+    async fn start(&self, options: &[&str], env: &[&str], image: &str) -> (String, DateTime<Utc>) {
+        let name = self.scope.name("dw");
+        let mut all = vec!["--name", name.as_str()];
+        all.extend_from_slice(options);
+        self.run(&all, env, image);
+        let started = wait_healthy(&name, None).await;
+        (name, started)
     }
 
     /// `docker run -d` of `image` with `options`, this environment and `env` (`NAME=value`).
@@ -537,6 +524,23 @@ async fn wait_deploy_final(api: &Api, project_id: i64) -> Value {
         assert!(Instant::now() < deadline, "no final deploy: {deploys}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The networks a container is on, space-separated.
+fn networks_of(container: &str) -> String {
+    docker(&[
+        "inspect",
+        "--format",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        container,
+    ])
+}
+
+/// Waits for the project's deploy to end, which must be a success; the stage's instance.
+async fn deployed_instance(api: &Api, project: &Value, stage: &Value) -> Value {
+    let deploy = wait_deploy_final(api, project["id"].as_i64().expect("id")).await;
+    assert_eq!(deploy["status"], "success", "{deploy}");
+    only_running_instance(api, stage).await
 }
 
 async fn only_running_instance(api: &Api, stage: &Value) -> Value {

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::{Api, TestApp, spawn_app};
 use crate::support::npm_fake::{self, FakeNpm};
+use crate::support::project_cli::create_project;
 use crate::support::registry::TestRegistry;
 use crate::support::{HEALTHY_IMAGE, require_docker, unique_name};
 
@@ -39,19 +40,9 @@ pub async fn npm_setup() -> NpmSetup {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let project = api
-        .create(
-            "/api/projects",
-            json!({ "name": unique_name("shop"), "image": format!("{}/{repository}", registry.host()),
-                    "container_port": 8080, "health_path": "/health" }),
-        )
-        .await;
-    let stage = api
-        .create(
-            &format!("/api/projects/{}/stages", project["id"]),
-            json!({ "name": "dev" }),
-        )
-        .await;
+    let (project, stages) =
+        create_project(&api, &registry, &repository, &[("dev", json!({}))]).await;
+    let stage = stages[0].clone();
     NpmSetup {
         app,
         api,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::app::{Api, TestApp, spawn_app};
+use crate::support::project_cli::{Cli, create_project};
 use crate::support::registry::{RegistryOptions, TestRegistry};
 use crate::support::{HEALTHY_IMAGE, SLOW_IMAGE, require_docker, unique_name};
 
@@ -32,31 +33,14 @@ async fn setup(stages: &[(&str, Value)]) -> Setup {
     .await;
     let repository = unique_name("acme/shop");
     let api = app.api().await;
-    let project = api
-        .create(
-            "/api/projects",
-            json!({ "name": unique_name("shop"), "image": format!("{}/{repository}", registry.host()),
-                    "container_port": 8080, "health_path": "/health" }),
-        )
-        .await;
-    let mut made = Vec::new();
-    for (name, extra) in stages {
-        let mut body = json!({ "name": name });
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        made.push(
-            api.create(&format!("/api/projects/{}/stages", project["id"]), body)
-                .await,
-        );
-    }
+    let (project, stages) = create_project(&api, &registry, &repository, stages).await;
     Setup {
         app,
         api,
         registry,
         repository,
         project,
-        stages: made,
+        stages,
     }
 }
 
@@ -567,25 +551,10 @@ async fn the_cli_promotes_with_follow_through_an_approval_given_with_approve() {
         .await;
     let dev = s.next_deploy(&s.stages[0], 0).await;
     s.wait_status(dev["id"].as_i64().unwrap(), "success").await;
-    let created = s
-        .api
-        .create(
-            "/api/auth/tokens",
-            json!({ "name": "release-cli", "scope": "deploy" }),
-        )
-        .await;
-    let token = created["token"].as_str().unwrap().to_string();
+    let cli = Cli::with_new_token(&s.app, &s.api, "release-cli", Some("deploy")).await;
     let project = s.project["name"].as_str().unwrap().to_string();
-    let cli = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_docker-watcher"));
-        command
-            .args(args)
-            .env("DW_SERVER", &s.app.address)
-            .env("DW_TOKEN", &token)
-            .stdin(std::process::Stdio::null());
-        command
-    };
-    let promote = cli(&["promote", &project, "dev", "prod", "--follow"])
+    let promote = cli
+        .command(&["promote", &project, "dev", "prod", "--follow"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -593,7 +562,7 @@ async fn the_cli_promotes_with_follow_through_an_approval_given_with_approve() {
     let waiting = s.next_deploy(&s.stages[1], 0).await;
     let id = waiting["id"].as_i64().unwrap();
     s.wait_status(id, "awaiting_approval").await;
-    let approved = cli(&["approve", &id.to_string()]).output().await.unwrap();
+    let approved = cli.output(&["approve", &id.to_string()]).await;
     let said = String::from_utf8_lossy(&approved.stdout);
     assert!(
         approved.status.success(),

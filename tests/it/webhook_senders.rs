@@ -8,13 +8,15 @@
 //! fail at once instead of pulling the samples' images from the internet; the deploy rows
 //! still carry what the webhook said.
 
-use base64::Engine;
 use serde_json::{Value, json};
 
 use docker_watcher::store::*;
 use docker_watcher::webhook::signature_hex;
 
+use std::sync::{Arc, Mutex};
+
 use crate::support::app::{AppOptions, TestApp, spawn_app_with};
+use crate::support::google_tokens::{google_claims, google_token, jwks, key_server};
 use crate::support::unique_name;
 
 const SIGNING_SECRET: &str = "s3cret-for-every-sender";
@@ -196,28 +198,6 @@ fn body(case: &Case) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A token shaped like the one Pub/Sub sends (claims as Google documents them); the
-/// daemon does not check its signature, so a placeholder stands for it.
-fn google_token(audience: &str) -> String {
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = engine
-        .encode(r#"{"alg":"RS256","kid":"6f7254101f56e41cf35c9926de84a2d552b4c6f1","typ":"JWT"}"#);
-    let claims = engine.encode(
-        json!({
-            "aud": audience,
-            "azp": "113774264463038321964",
-            "email": "gcp-pubsub@my-project.iam.gserviceaccount.com",
-            "email_verified": true,
-            "exp": 1_550_185_935,
-            "iat": 1_550_182_335,
-            "iss": "https://accounts.google.com",
-            "sub": "113774264463038321964"
-        })
-        .to_string(),
-    );
-    format!("Bearer {header}.{claims}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk")
-}
-
 /// The headers that prove `secret` for this body.
 fn proof(case: &Case, body: &[u8], secret: &str) -> (&'static str, String) {
     let hmac = signature_hex(secret.as_bytes(), body);
@@ -225,15 +205,25 @@ fn proof(case: &Case, body: &[u8], secret: &str) -> (&'static str, String) {
         Proof::Bearer => ("authorization", format!("Bearer {secret}")),
         Proof::HarborAuthHeader => ("authorization", secret.to_string()),
         Proof::JFrogHmac => ("x-jfrog-event-auth", hmac),
-        Proof::GoogleToken => ("authorization", google_token(secret)),
+        Proof::GoogleToken => (
+            "authorization",
+            format!(
+                "Bearer {}",
+                google_token(1, "test-key-1", &google_claims(secret))
+            ),
+        ),
         Proof::GitHubHmac => ("x-hub-signature-256", format!("sha256={hmac}")),
         Proof::GiteaHmac => ("x-gitea-signature", hmac),
     }
 }
 
+/// The daemon, without Docker, fetching Google's token keys from a local server that
+/// publishes test key 1.
 async fn offline_app() -> TestApp {
+    let (google_keys_url, _) = key_server(Arc::new(Mutex::new(jwks(1)))).await;
     let app = spawn_app_with(AppOptions {
         docker_host: Some("unix:///nonexistent/docker.sock".into()),
+        google_keys_url: Some(google_keys_url),
         ..Default::default()
     })
     .await;
@@ -466,4 +456,58 @@ async fn unknown_formats_and_bad_jfrog_hosts_are_refused_with_a_reason() {
     assert_eq!(status, 400, "{answer}");
     assert_error_mentions(&answer, "jfrog_image_host");
     app.shutdown().await;
+}
+
+/// Pub/Sub pushes with a signing secret: only a token Google's published key signed, for
+/// the secret as audience and not expired, gets in; the rest are 401 with the reason and
+/// request no deploy.
+#[tokio::test]
+async fn a_pubsub_token_google_did_not_sign_is_refused_and_requests_nothing() {
+    use crate::support::google_tokens::{GOOGLE_ISSUER, google_claims_with};
+    let app = offline_app().await;
+    let case = CASES
+        .iter()
+        .find(|c| c.file == "gcr_pubsub_push.json")
+        .unwrap();
+    let project = project_for(&app, case.image);
+    set_signing_secret(&app);
+    let body = body(case);
+    let refused = [
+        // Right claims, signed with a key Google does not publish, under its key's id.
+        (
+            google_token(2, "test-key-1", &google_claims(SIGNING_SECRET)),
+            "signature does not verify",
+        ),
+        (
+            google_token(2, "test-key-2", &google_claims(SIGNING_SECRET)),
+            "a key Google does not publish",
+        ),
+        (
+            google_token(
+                1,
+                "test-key-1",
+                &google_claims_with(SIGNING_SECRET, GOOGLE_ISSUER, 1_550_185_935),
+            ),
+            "expired",
+        ),
+    ];
+    for (token, reason) in refused {
+        let authorization = format!("Bearer {token}");
+        let mut headers = case.headers.to_vec();
+        headers.push(("authorization", &authorization));
+        let (status, answer) = app.post_webhook(&body, &headers).await;
+        assert_eq!(status, 401, "{reason}: {answer}");
+        assert_error_mentions(&answer, reason);
+    }
+    assert!(
+        app.store()
+            .list_deploys_by_project(project.id, 10)
+            .unwrap()
+            .is_empty(),
+        "a refused push requests no deploy"
+    );
+    let (name, right) = proof(case, &body, SIGNING_SECRET);
+    let mut headers = case.headers.to_vec();
+    headers.push((name, &right));
+    post_and_check(&app, case, &body, &headers).await;
 }

@@ -3,9 +3,11 @@
 //! "subscription": "projects/p/subscriptions/s"}`, the data being `{"action": "INSERT",
 //! "digest": "host/path@sha256:…", "tag": "host/path:tag"}`.
 //!
-//! A subscription with "payload unwrapping" (`--push-no-wrapper`) posts the data alone;
-//! that is read too. `INSERT` without `tag` is a push by digest; `DELETE` is ignored.
+//! A subscription with "payload unwrapping" (`--push-no-wrapper`) posts the data alone
+//! (with `--push-no-wrapper-write-metadata`, the message's id, publish time and
+//! subscription as `x-goog-pubsub-*` headers); that is read too. `INSERT` without `tag` is a push by digest; `DELETE` is ignored.
 
+use axum::http::HeaderMap;
 use base64::Engine;
 use serde_json::Value;
 
@@ -13,6 +15,15 @@ use super::valid_digest;
 use crate::image_ref::ImageRef;
 use crate::webhook::json::Field;
 use crate::webhook::payload::{IgnoreReason, ParsedEvent, PayloadError};
+
+/// Whether the request is an unwrapped Pub/Sub push with "write metadata": its metadata
+/// come as `x-goog-pubsub-*` headers. Its Content-Type is only the message's
+/// `Content-Type` attribute (when the publisher set one), so it says nothing about the
+/// body, which is read as JSON whatever it says.
+pub(in crate::webhook) fn unwrapped_with_metadata(headers: &HeaderMap) -> bool {
+    headers.contains_key("x-goog-pubsub-message-id")
+        || headers.contains_key("x-goog-pubsub-subscription-name")
+}
 
 /// Whether the body is a Pub/Sub push: a `message` object beside `subscription`, or the
 /// registry's message alone (`action` `INSERT`/`DELETE` with a `digest` or `tag`).
@@ -100,6 +111,39 @@ mod tests {
             let push = only_push(&parsed);
             assert_eq!(push.image.to_string(), image);
             assert_eq!(push.tag.as_str(), "1.1");
+            assert_eq!(
+                push.digest.as_deref(),
+                Some("sha256:6ec128e26cd5b1b5b8e1f8f3a6c8e0f1d2c3b4a5968778695a4b3c2d1e0f9a8b")
+            );
+        }
+    }
+
+    #[test]
+    fn an_unwrapped_push_with_write_metadata_is_read_whatever_its_content_type() {
+        // Unwrapped, the body is the message's data and its Content-Type comes from a
+        // `Content-Type` attribute, if the publisher set one; the metadata are headers.
+        for content_type in [
+            None,
+            Some("application/json"),
+            Some("application/octet-stream"),
+        ] {
+            let mut pairs = vec![
+                (
+                    "x-goog-pubsub-subscription-name",
+                    "projects/my-project/subscriptions/gcr-push",
+                ),
+                ("x-goog-pubsub-message-id", "2070443601311540"),
+                ("x-goog-pubsub-publish-time", "2021-02-26T19:13:55.749Z"),
+            ];
+            pairs.extend(content_type.map(|t| ("content-type", t)));
+            let parsed = parse_file("gcr_pubsub_push_unwrapped.json", &headers(&pairs));
+            assert_eq!(
+                parsed.format,
+                SourceFormat::GooglePubSub,
+                "{content_type:?}"
+            );
+            let push = only_push(&parsed);
+            assert_eq!(push.image.to_string(), "gcr.io/my-project/hello-world:1.1");
             assert_eq!(
                 push.digest.as_deref(),
                 Some("sha256:6ec128e26cd5b1b5b8e1f8f3a6c8e0f1d2c3b4a5968778695a4b3c2d1e0f9a8b")

@@ -35,6 +35,8 @@ pub struct AppOptions {
     pub header_timeout_secs: Option<u64>,
     /// A projects file to keep applied (managed mode, `serve --projects`).
     pub projects: Option<std::path::PathBuf>,
+    /// Where Google's token keys are fetched from (a local key server).
+    pub google_keys_url: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -57,6 +59,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         header_timeout_secs: options
             .header_timeout_secs
             .unwrap_or(config.header_timeout_secs),
+        google_keys_url: options.google_keys_url.unwrap_or(config.google_keys_url),
         ..config
     };
     let daemon = daemon::start(config).await.expect("daemon starts");

@@ -7,8 +7,8 @@
 //! daemon allows five logins a minute). The store is read directly from the data folder
 //! (SQLite in WAL mode reads beside the daemon) to watch a deploy's status closely.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use docker_watcher::crypto::{MasterKey, Sealer};
 use docker_watcher::store::{Deploy, DeployStatus, Store};
 
 use super::app::{ADMIN_PASSWORD, Api};
+use super::serve_child::{Serve, wait_ready};
 use super::{free_port, remove_containers_labelled, require_docker};
 
 pub struct DaemonProcess {
@@ -163,53 +164,31 @@ impl DaemonProcess {
 
     async fn spawn(&mut self) {
         self.port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .expect("daemon log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_docker-watcher"));
-        match &self.docker_host {
-            Some(host) => command.env("DW_DOCKER_HOST", host),
-            None => command.env_remove("DW_DOCKER_HOST"),
-        };
-        let child = command
-            .arg("serve")
-            .env("DW_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("DW_DATA_DIR", self.data_dir())
-            .env("DW_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("DW_LOG_LEVEL", "info,docker_watcher=debug")
-            .env_remove("DW_CONFIG")
-            .env_remove("DW_PUBLIC_URL")
-            .env_remove("DW_KEY_FILE")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start the docker-watcher binary");
+        let data_dir = self.data_dir();
+        let log = self.dir.path().join("daemon.log");
+        let mut child = Serve {
+            binary: Path::new(env!("CARGO_BIN_EXE_docker-watcher")),
+            port: self.port,
+            data_dir: &data_dir,
+            admin_password: ADMIN_PASSWORD,
+            log: &log,
+            log_level: Some("info,docker_watcher=debug"),
+            docker_host: self.docker_host.as_deref(),
+        }
+        .spawn();
+        let ready = wait_ready(
+            &mut child,
+            self.port,
+            Duration::from_millis(50),
+            Duration::from_secs(30),
+        )
+        .await;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(response) = client
-                .get(format!("{}/healthz", self.address()))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                && response.status().is_success()
-            {
-                return;
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "the daemon did not come up ({exited:?}); its log:\n{}",
+        if let Err(reason) = ready {
+            panic!(
+                "the daemon did not come up: {reason}; its log:\n{}",
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

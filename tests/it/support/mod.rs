@@ -10,9 +10,13 @@ pub mod daemon_process;
 pub mod deploy;
 pub mod dockerd;
 pub mod fault_proxy;
+pub mod google_tokens;
 pub mod invariants;
 pub mod npm_fake;
+pub mod project_cli;
 pub mod registry;
+pub mod serve_child;
+pub mod swarm;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};

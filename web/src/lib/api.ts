@@ -222,8 +222,10 @@ export function createClient(options: ClientOptions = {}) {
       remove: (id: number) => del(`/api/stages/${id}`),
       pollState: (id: number) => get<PollState>(`/api/stages/${id}/poll-state`),
       instances: (id: number) => get<Instance[]>(`/api/stages/${id}/instances`),
-      deploy: (id: number, tag: string) => post<Deploy>(`/api/stages/${id}/deploys`, { tag }),
-      rollback: (id: number) => post<Deploy>(`/api/stages/${id}/rollback`),
+      deploy: (id: number, tag: string, outsideWindow = false) =>
+        post<Deploy>(`/api/stages/${id}/deploys`, outsideWindow ? { tag, outside_window: true } : { tag }),
+      rollback: (id: number, outsideWindow = false) =>
+        post<Deploy>(`/api/stages/${id}/rollback${outsideWindow ? '?outside_window=true' : ''}`),
       /** Deploys here exactly what `fromStageId` runs (by digest). */
       promote: (id: number, fromStageId: number, outsideWindow = false) =>
         post<Deploy>(`/api/stages/${id}/promote`, {
@@ -248,7 +250,8 @@ export function createClient(options: ClientOptions = {}) {
       get: (id: number) => get<Deploy>(`/api/deploys/${id}`),
       logs: (id: number, after?: number) =>
         get<LogEntry[]>(`/api/deploys/${id}/logs${query({ after })}`),
-      redeploy: (id: number) => post<Deploy>(`/api/deploys/${id}/redeploy`),
+      redeploy: (id: number, outsideWindow = false) =>
+        post<Deploy>(`/api/deploys/${id}/redeploy${outsideWindow ? '?outside_window=true' : ''}`),
       /** Deploys waiting for approval or a deploy window, oldest first. */
       waiting: () => get<Deploy[]>('/api/deploys/waiting'),
       approve: (id: number) => post<Deploy>(`/api/deploys/${id}/approve`),

@@ -189,8 +189,19 @@ export interface Stage {
   approval_timeout?: number;
   deploy_windows?: string[];
   window_timezone?: string;
+  /** Where the stage runs (issue 17). */
+  target?: StageTarget;
   created_at: string;
   updated_at: string;
+}
+
+/** A stage's target: containers, or a Swarm service with its replicas and update pace. */
+export interface StageTarget {
+  kind: 'container' | 'swarm';
+  replicas?: number;
+  constraints?: string[];
+  update_parallelism?: number;
+  update_delay_ms?: number;
 }
 
 export interface StageInput {
@@ -214,6 +225,7 @@ export interface StageInput {
   approval_timeout?: number;
   deploy_windows?: string[];
   window_timezone?: string;
+  target?: StageTarget;
 }
 
 export interface Instance {
@@ -377,6 +389,8 @@ export interface Settings {
   webhook_event_max_count: number;
   deploy_log_retention_days: number;
   deploy_logs_per_stage: number;
+  /** Audit log entries older than this many days are pruned. */
+  audit_retention_days: number;
   /** With a signing secret set, still accept Quay pushes (which cannot be signed). */
   allow_unsigned_quay: boolean;
   /** Where JFrog repository keys are pulled from (`{repo_key}` stands for the key); null: the webhook's origin host. */

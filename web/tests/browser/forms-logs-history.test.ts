@@ -9,9 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { startRegistry, type Registry } from './support/registry';
-import { launch, PHONE, DESKTOP, type Browser } from './support/browser';
+import { PHONE, DESKTOP } from './support/browser';
+import { startSession, type RegistrySession } from './support/session';
 import { DOCKER, run } from './support/processes';
 import { seriousViolations } from './support/axe';
 
@@ -20,57 +19,28 @@ const projectName = `ui-${suffix}`;
 const repository = `e2e/ui-${suffix}`;
 const volume = `dw-e2e-${suffix}-data`;
 
-let daemon: Daemon | undefined;
-let registry: Registry | undefined;
-let browser: Browser | undefined;
+let s: RegistrySession;
 let page: Page;
-let token = '';
 let projectId = 0;
 let stageId = 0;
 
 beforeAll(async () => {
-  [daemon, registry] = await Promise.all([startDaemon(), startRegistry()]);
-  await registry.push('dw-test/app:healthy', repository, 'v1');
-  await registry.push('dw-test/app:healthy', repository, 'v2');
-  await registry.push('dw-test/app:crash', repository, 'v3');
-  const login = await fetch(`${daemon.url}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD })
-  });
-  token = ((await login.json()) as { token: string }).token;
-  browser = await launch();
-  page = browser.page;
-  page.setDefaultTimeout(30_000);
+  s = await startSession({ registry: true, project: projectName });
+  page = s.page;
+  await s.registry.push('dw-test/app:healthy', repository, 'v1');
+  await s.registry.push('dw-test/app:healthy', repository, 'v2');
+  await s.registry.push('dw-test/app:crash', repository, 'v3');
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await daemon?.removeContainers('dev.docker-watcher.project', projectName).catch((e) => console.error(e));
+  await s?.close();
   await run(DOCKER, ['volume', 'rm', '-f', volume]).catch(() => {});
-  await registry?.removePulledImages();
-  await daemon?.stop();
-  await registry?.stop();
 });
 
-const url = (path: string) => `${daemon!.url}${path}`;
-
-/** The API with the bearer token (for what the test arranges, not what it checks). */
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(url(path), {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return (text ? JSON.parse(text) : null) as T;
-}
-
 async function deployAndWait(tag: string): Promise<{ id: number; status: string }> {
-  const deploy = await api<{ id: number }>('POST', `/api/stages/${stageId}/deploys`, { tag });
+  const deploy = await s.api<{ id: number }>('POST', `/api/stages/${stageId}/deploys`, { tag });
   for (;;) {
-    const d = await api<{ id: number; status: string; finished: boolean }>('GET', `/api/deploys/${deploy.id}`);
+    const d = await s.api<{ id: number; status: string; finished: boolean }>('GET', `/api/deploys/${deploy.id}`);
     if (d.finished) return d;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -88,7 +58,7 @@ async function checkAndShoot(name: string) {
   ] as const) {
     await page.setViewportSize(viewport);
     expect(await seriousViolations(page), `axe on ${name} (${size})`).toEqual([]);
-    await browser!.screenshot(name, size);
+    await s.browser.screenshot(name, size);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow, `${name} scrolls sideways at ${viewport.width} px`).toBeLessThanOrEqual(0);
   }
@@ -96,7 +66,7 @@ async function checkAndShoot(name: string) {
 }
 
 async function openProject() {
-  await page.goto(url(`/projects/${projectId}`));
+  await page.goto(s.url(`/projects/${projectId}`));
   await page.getByRole('heading', { name: projectName, level: 1 }).waitFor();
 }
 
@@ -106,19 +76,17 @@ async function value(locator: Locator): Promise<string> {
 
 describe('every field, live container output, deploy history', () => {
   it('signs in', async () => {
-    await page.goto(url('/login'));
-    await page.getByLabel('Username', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.goto(s.url('/login'));
+    await s.signIn();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
   });
 
   it('creates a project with health timings, limits, volume, network and env, a refused limit explained first', async () => {
-    await page.goto(url('/projects'));
+    await page.goto(s.url('/projects'));
     await page.getByRole('button', { name: 'New project' }).click();
     const form = page.getByRole('form', { name: 'New project' });
     await form.getByLabel('Name', { exact: true }).fill(projectName);
-    await form.getByLabel('Image', { exact: true }).fill(`${registry!.host}/${repository}`);
+    await form.getByLabel('Image', { exact: true }).fill(`${s.registry.host}/${repository}`);
     await form.getByLabel('Container port').fill('8080');
     await form.getByLabel('Health-check path').fill('/health');
     await form.getByLabel('Check interval (ms)').fill('200');
@@ -149,7 +117,7 @@ describe('every field, live container output, deploy history', () => {
     projectId = Number(new URL(page.url()).pathname.split('/').pop());
 
     // Saved: the API has every field, and the form opens with them after a reload.
-    const saved = await api<Record<string, unknown>>('GET', `/api/projects/${projectId}`);
+    const saved = await s.api<Record<string, unknown>>('GET', `/api/projects/${projectId}`);
     expect(saved).toMatchObject({
       health_interval_ms: 200,
       health_timeout_ms: 2000,
@@ -180,7 +148,7 @@ describe('every field, live container output, deploy history', () => {
     await edit.getByLabel('Volumes').fill('');
     await edit.getByRole('button', { name: 'Save project' }).click();
     await edit.waitFor({ state: 'detached' });
-    const after = await api<Record<string, unknown>>('GET', `/api/projects/${projectId}`);
+    const after = await s.api<Record<string, unknown>>('GET', `/api/projects/${projectId}`);
     expect(after).toMatchObject({ network: null, volumes: [], memory_bytes: 64 * 1024 * 1024 });
     expect((after.env as unknown[]).length).toBe(2);
   });
@@ -203,7 +171,7 @@ describe('every field, live container output, deploy history', () => {
     await form.getByRole('button', { name: 'Add stage' }).click();
     const panel = page.locator('[data-stage=dev]');
     await panel.getByRole('heading', { name: /dev/ }).waitFor();
-    const stages = await api<{ id: number; container_port: number; health_path: string; env: unknown[] }[]>(
+    const stages = await s.api<{ id: number; container_port: number; health_path: string; env: unknown[] }[]>(
       'GET',
       `/api/projects/${projectId}/stages`
     );
@@ -226,7 +194,7 @@ describe('every field, live container output, deploy history', () => {
   it('follows the container output live on the deploy page and in the instance row', async () => {
     const deploy = await deployAndWait('v1');
     expect(deploy.status).toBe('success');
-    const [instance] = await api<{ id: number; container_id: string; container_name: string }[]>(
+    const [instance] = await s.api<{ id: number; container_id: string; container_name: string }[]>(
       'GET',
       `/api/stages/${stageId}/instances`
     );
@@ -234,7 +202,7 @@ describe('every field, live container output, deploy history', () => {
     const env = await run(DOCKER, ['inspect', '--format', '{{json .Config.Env}}', instance.container_id]);
     for (const needle of ['GREETING=hello', 'API_KEY=s3cret-value', 'STAGE_NAME=dev']) expect(env).toContain(needle);
 
-    await page.goto(url(`/deploys/${deploy.id}`));
+    await page.goto(s.url(`/deploys/${deploy.id}`));
     const output = page.getByRole('log', { name: 'Output of the deployed container' });
     await page.getByText('● following live').waitFor();
     await printIn(instance.container_id, `first line ${suffix}`);
@@ -254,9 +222,9 @@ describe('every field, live container output, deploy history', () => {
     await rowLog.getByText(`while watching ${suffix}`).waitFor();
     await checkAndShoot('instance-logs');
     // The container stops: the stream says so.
-    await api('POST', `/api/instances/${instance.id}/stop`);
+    await s.api('POST', `/api/instances/${instance.id}/stop`);
     await row.getByText('ended: the container stopped').waitFor();
-    await api('POST', `/api/instances/${instance.id}/start`);
+    await s.api('POST', `/api/instances/${instance.id}/start`);
   });
 
   it('shows the chart, the tag timeline and the dashboard strip after a few deploys', async () => {
@@ -266,16 +234,16 @@ describe('every field, live container output, deploy history', () => {
     const back = await deployAndWait('v1');
     expect(back.status).toBe('success');
     // A push through the webhook: its deploy has a detection time, so a push-to-serving dot.
-    await api('PUT', `/api/stages/${stageId}`, { auto_deploy: true });
-    const { url: hook } = await api<{ url: string }>('GET', '/api/settings/webhook');
+    await s.api('PUT', `/api/stages/${stageId}`, { auto_deploy: true });
+    const { url: hook } = await s.api<{ url: string }>('GET', '/api/settings/webhook');
     const pushed = await fetch(hook, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: `${registry!.host}/${repository}:v2` })
+      body: JSON.stringify({ image: `${s.registry.host}/${repository}:v2` })
     });
     expect(pushed.status).toBeLessThan(300);
     for (;;) {
-      const { deploys } = await api<{ deploys: { id: number; finished: boolean; status: string }[] }>(
+      const { deploys } = await s.api<{ deploys: { id: number; finished: boolean; status: string }[] }>(
         'GET',
         `/api/deploys?stage_id=${stageId}&limit=1`
       );
@@ -303,7 +271,7 @@ describe('every field, live container output, deploy history', () => {
     expect(await timeline.locator('li.current .tag').innerText()).toBe('v2');
     await checkAndShoot('deploy-history');
 
-    await page.goto(url('/'));
+    await page.goto(s.url('/'));
     const strip = page.locator(`[data-project="${projectName}"] [data-stage=dev] [data-testid=outcome-strip]`);
     await strip.waitFor();
     const cells = await strip.locator('a[data-outcome]').evaluateAll((links) =>

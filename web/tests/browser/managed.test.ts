@@ -1,13 +1,13 @@
 // Resources a projects file manages are read-only in the UI: a file is applied over the
 // API (as CI would), then the project page, its stage, the registries page and the
-// settings page show where each is written and offer no edit or delete (deploying stays);
+// settings page (and a notification target) show where each is written and offer no edit
+// or delete (deploying and test sends stay);
 // a project made by hand next to it keeps its edit controls.
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { launch, type Browser } from './support/browser';
+import { startSession, type Session } from './support/session';
 
 const suffix = randomBytes(4).toString('hex');
 const managedName = `filed-${suffix}`;
@@ -31,60 +31,39 @@ container_port = 8080
 
 [[projects.stages]]
 name = "dev"
+
+[[notifications]]
+name = "filed-hook-${suffix}"
+url = { env = "HOOK_URL" }
 `;
 
-let daemon: Daemon | undefined;
-let browser: Browser | undefined;
+let s: Session;
 let page: Page;
-let token = '';
-
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const response = await fetch(`${daemon!.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const text = await response.text();
-  return { status: response.status, json: text ? JSON.parse(text) : null };
-}
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  const login = await fetch(`${daemon.url}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD })
-  });
-  token = (await login.json()).token;
-  const applied = await call('POST', '/api/apply', {
-    files: [{ name: 'deploy/projects.toml', content: projectsFile }]
+  s = await startSession();
+  page = s.page;
+  const applied = await s.call('POST', '/api/apply', {
+    files: [{ name: 'deploy/projects.toml', content: projectsFile }],
+    secrets: { 'env:HOOK_URL': 'http://127.0.0.1:9/hook' }
   });
   expect(applied.status, JSON.stringify(applied.json)).toBe(200);
-  const byHand = await call('POST', '/api/projects', { name: handName, image: 'nginx', container_port: 80 });
+  const byHand = await s.call('POST', '/api/projects', { name: handName, image: 'nginx', container_port: 80 });
   expect(byHand.status).toBe(201);
-  browser = await launch();
-  page = browser.page;
-  page.setDefaultTimeout(30_000);
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await daemon?.stop();
+  await s?.close();
 });
-
-const url = (path: string) => `${daemon!.url}${path}`;
 
 describe('managed resources in the UI', () => {
   it('signs in', async () => {
-    await page.goto(url('/login'));
-    await page.getByLabel('Username', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+    await page.goto(s.url('/login'));
+    await s.signIn();
   });
 
   it('shows a managed project read-only, with where it is written', async () => {
-    await page.goto(url('/projects'));
+    await page.goto(s.url('/projects'));
     await page.getByRole('link', { name: managedName }).click();
     await page.getByRole('heading', { name: managedName }).waitFor();
     const note = page.getByTestId('managed-note');
@@ -99,11 +78,11 @@ describe('managed resources in the UI', () => {
     await stage.getByRole('button', { name: 'Deploy a tag' }).waitFor();
     expect(await stage.getByRole('button', { name: 'Edit' }).count()).toBe(0);
     expect(await stage.getByRole('button', { name: 'Delete' }).count()).toBe(0);
-    await browser!.screenshot('project-managed', 'desktop');
+    await s.browser.screenshot('project-managed', 'desktop');
   });
 
   it('keeps a project made by hand editable', async () => {
-    await page.goto(url('/projects'));
+    await page.goto(s.url('/projects'));
     await page.getByRole('link', { name: handName }).click();
     await page.getByRole('heading', { name: handName }).waitFor();
     await page.getByRole('button', { name: 'Edit' }).first().waitFor();
@@ -112,19 +91,27 @@ describe('managed resources in the UI', () => {
   });
 
   it('shows a managed registry and the settings read-only', async () => {
-    await page.goto(url('/registries'));
+    await page.goto(s.url('/registries'));
     const card = page.locator(`[data-registry="${registryName}"]`);
     await card.getByTestId('managed-note').waitFor();
     expect(await card.getByRole('button', { name: 'Edit' }).count()).toBe(0);
     expect(await card.getByRole('button', { name: 'Delete' }).count()).toBe(0);
 
-    await page.goto(url('/settings'));
-    await page.getByTestId('managed-note').waitFor();
+    await page.goto(s.url('/settings'));
+    // The settings' note comes first; the notification target's is its own.
+    await page.getByTestId('managed-note').first().waitFor();
     const fieldset = page.locator('fieldset.readonly');
     expect(await fieldset.getAttribute('disabled')).not.toBeNull();
     // A field inside can no longer be typed into.
     const inputs = fieldset.locator('input');
     expect(await inputs.count()).toBeGreaterThan(0);
     expect(await inputs.first().isDisabled()).toBe(true);
+
+    // A managed notification target says where it is written and offers no edit.
+    const target = page.getByRole('listitem').filter({ hasText: `filed-hook-${suffix}` });
+    await target.getByTestId('managed-note').waitFor();
+    expect(await target.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+    expect(await target.getByRole('button', { name: 'Delete' }).count()).toBe(0);
+    expect(await target.getByRole('button', { name: 'Send test' }).count()).toBe(1);
   });
 });

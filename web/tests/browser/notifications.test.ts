@@ -6,11 +6,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { launch, type Browser } from './support/browser';
+import { startSession, type Session } from './support/session';
 
-let daemon: Daemon | undefined;
-let browser: Browser | undefined;
+let s: Session;
 let page: Page;
 let receiver: Server;
 const received: { path: string; contentType: string; body: Record<string, unknown> }[] = [];
@@ -25,28 +23,22 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
-  daemon = await startDaemon();
-  browser = await launch();
-  page = browser.page;
-  page.setDefaultTimeout(30_000);
+  s = await startSession();
+  page = s.page;
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await daemon?.stop();
+  await s?.close();
   await new Promise((done) => receiver?.close(done));
 });
 
-const url = (path: string) => `${daemon!.url}${path}`;
 
 describe('notification targets', () => {
   it('signs in and opens the settings', async () => {
-    await page.goto(url('/login'));
-    await page.getByLabel('Username', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.goto(s.url('/login'));
+    await s.signIn();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
-    await page.goto(url('/settings'));
+    await page.goto(s.url('/settings'));
     await page.getByRole('heading', { name: 'Notifications' }).waitFor();
   });
 
@@ -96,14 +88,14 @@ describe('notification targets', () => {
     expect(received[0].body.title).toBe('shop went success');
     expect(received[0].body.event).toBe('success');
     expect(received[0].body.tag).toBe('test-notification');
-    await browser!.screenshot('notifications', 'desktop');
+    await s.browser.screenshot('notifications', 'desktop');
   });
 
   it('switches an event off for a target', async () => {
     const item = page.getByRole('listitem').filter({ hasText: 'receiver' });
     await item.getByRole('checkbox', { name: 'Success' }).uncheck();
     await expect.poll(async () => {
-      const res = await page.request.get(url('/api/notifications'));
+      const res = await page.request.get(s.url('/api/notifications'));
       const targets = (await res.json()) as { name: string; events: string[] }[];
       return targets.find((t) => t.name === 'receiver')?.events;
     }).toEqual(['failure', 'rollback', 'approval_needed', 'poll_error']);
@@ -124,7 +116,7 @@ describe('notification targets', () => {
     const item = page.getByRole('listitem').filter({ hasText: 'ops-telegram' });
     await item.getByText('telegram', { exact: true }).waitFor();
     // The token is sealed: no answer shows it.
-    const res = await page.request.get(url('/api/notifications'));
+    const res = await page.request.get(s.url('/api/notifications'));
     expect(await res.text()).not.toContain('ABC-def');
   });
 });

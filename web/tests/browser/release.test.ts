@@ -6,78 +6,41 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { startRegistry, type Registry } from './support/registry';
-import { launch, type Browser } from './support/browser';
-import { DOCKER, run } from './support/processes';
+import { startSession, type RegistrySession } from './support/session';
 
 const TEST_IMAGE = 'dw-test/app:healthy';
 const suffix = randomBytes(4).toString('hex');
 const projectName = `rel-${suffix}`;
 const repository = `rel/app-${suffix}`;
 
-let daemon: Daemon | undefined;
-let registry: Registry | undefined;
-let browser: Browser | undefined;
+let s: RegistrySession;
 let page: Page;
 let projectId = 0;
 
-/** Calls the API as admin (setup only; what is under test goes through the UI). */
-async function api(path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const login = await fetch(`${daemon!.url}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD })
-  });
-  const { token } = (await login.json()) as { token: string };
-  const response = await fetch(`${daemon!.url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  expect(response.ok, `${path}: ${response.status}`).toBe(true);
-  return (await response.json()) as Record<string, unknown>;
-}
-
 beforeAll(async () => {
-  [daemon, registry] = await Promise.all([startDaemon(), startRegistry()]);
-  await registry.push(TEST_IMAGE, repository, 'v1');
-  const project = await api('/api/projects', {
+  s = await startSession({ registry: true, project: projectName });
+  page = s.page;
+  await s.registry.push(TEST_IMAGE, repository, 'v1');
+  const project = await s.api('POST', '/api/projects', {
     name: projectName,
-    image: `${registry.host}/${repository}`,
+    image: `${s.registry.host}/${repository}`,
     container_port: 8080,
     health_path: '/health'
   });
   projectId = project.id as number;
-  await api(`/api/projects/${projectId}/stages`, { name: 'prod', auto_deploy: false });
-  browser = await launch();
-  page = browser.page;
-  page.setDefaultTimeout(30_000);
+  await s.api('POST', `/api/projects/${projectId}/stages`, { name: 'prod', auto_deploy: false });
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await daemon?.removeContainers('dev.docker-watcher.project', projectName).catch((e) => console.error(e));
-  if (registry) {
-    const images = (await run(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).catch(() => ''))
-      .split('\n')
-      .filter((ref) => ref.startsWith(`${registry!.host}/`));
-    if (images.length > 0) await run(DOCKER, ['rmi', '-f', ...images]).catch(() => {});
-  }
-  await daemon?.stop();
-  await registry?.stop();
+  await s?.close();
 });
-
-const url = (path: string) => `${daemon!.url}${path}`;
 
 describe('approving a deploy in the browser', () => {
   it('signs in and makes the stage need one approval', async () => {
-    await page.goto(url('/login'));
-    await page.getByLabel('Username', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.goto(s.url('/login'));
+    await s.signIn();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
-    await page.goto(url(`/projects/${projectId}`));
+    await page.goto(s.url(`/projects/${projectId}`));
     const stage = page.locator('[data-stage=prod]');
     await stage.getByRole('button', { name: 'Edit' }).click();
     const form = page.getByRole('form', { name: 'Edit stage prod' });
@@ -106,11 +69,11 @@ describe('approving a deploy in the browser', () => {
     await waiting.getByRole('heading', { name: 'Waiting for approval' }).waitFor();
     const row = waiting.locator(`[data-deploy="${deployId}"]`);
     await row.getByText(projectName).waitFor();
-    await browser!.screenshot('waiting-for-approval', 'desktop');
+    await s.browser.screenshot('waiting-for-approval', 'desktop');
     await row.getByRole('button', { name: 'Approve' }).click();
     // Approved: it leaves the list (the list hides when nothing waits).
     await row.waitFor({ state: 'detached' });
-    await page.goto(url(deployPath));
+    await page.goto(s.url(deployPath));
     await page.locator('[data-testid=deploy-status] [data-status=success]').waitFor({ timeout: 180_000 });
     expect(await page.getByRole('log', { name: 'Deploy log' }).innerText()).toContain('approved by user:admin');
   });
@@ -132,6 +95,6 @@ describe('approving a deploy in the browser', () => {
       await table.waitFor();
     }
     expect(await finish.innerText()).toContain('success');
-    await browser!.screenshot('audit', 'desktop');
+    await s.browser.screenshot('audit', 'desktop');
   });
 });

@@ -9,9 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { startRegistry, type Registry } from './support/registry';
-import { launch, PHONE, DESKTOP, type Browser } from './support/browser';
+import { ADMIN_PASSWORD } from './support/daemon';
+import { PHONE, DESKTOP } from './support/browser';
+import { startSession, type RegistrySession } from './support/session';
 import { seriousViolations } from './support/axe';
 
 const TEST_IMAGE = 'dw-test/app:healthy';
@@ -20,36 +20,25 @@ const projectName = `e2e-${suffix}`;
 const repository = `e2e/app-${suffix}`;
 const registryName = `local-${suffix}`;
 
-let daemon: Daemon | undefined;
-let registry: Registry | undefined;
-let browser: Browser | undefined;
+let s: RegistrySession;
 let page: Page;
 
 beforeAll(async () => {
-  [daemon, registry] = await Promise.all([startDaemon(), startRegistry()]);
-  await registry.push(TEST_IMAGE, repository, 'v1');
-  await registry.push(TEST_IMAGE, repository, 'v2');
-  browser = await launch();
-  page = browser.page;
+  s = await startSession({ registry: true, project: projectName });
+  page = s.page;
+  await s.registry.push(TEST_IMAGE, repository, 'v1');
+  await s.registry.push(TEST_IMAGE, repository, 'v2');
   // Every page the walk takes a picture of is checked with axe first.
-  const screenshot = browser.screenshot;
-  browser.screenshot = async (name, size) => {
+  const screenshot = s.browser.screenshot;
+  s.browser.screenshot = async (name, size) => {
     expect(await seriousViolations(page), `axe on ${name} (${size})`).toEqual([]);
     return screenshot(name, size);
   };
-  page.setDefaultTimeout(30_000);
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  // Everything the daemon ran for this test's project, and the images it pulled.
-  await daemon?.removeContainers('dev.docker-watcher.project', projectName).catch((e) => console.error(e));
-  await registry?.removePulledImages();
-  await daemon?.stop();
-  await registry?.stop();
+  await s?.close();
 });
-
-const url = (path: string) => `${daemon!.url}${path}`;
 
 /** Waits for the deploy page to show a final status and says which (with the log if not success). */
 async function finalStatus(): Promise<string> {
@@ -65,19 +54,19 @@ async function finalStatus(): Promise<string> {
       'no final status; page log:\n',
       await page.getByRole('log', { name: 'Deploy log' }).innerText().catch(() => '(no log on the page)'),
       '\n--- daemon log ---\n',
-      daemon!.log().slice(-20000)
+      s.daemon.log().slice(-20000)
     );
     throw e;
   }
   const status = (await badge.getAttribute('data-status')) ?? '';
   if (status !== 'success') {
-    console.error(await page.getByRole('log', { name: 'Deploy log' }).innerText(), '\n--- daemon log ---\n', daemon!.log().slice(-4000));
+    console.error(await page.getByRole('log', { name: 'Deploy log' }).innerText(), '\n--- daemon log ---\n', s.daemon.log().slice(-4000));
   }
   return status;
 }
 
 async function deployTag(tag: string): Promise<string> {
-  await page.goto(url('/projects'));
+  await page.goto(s.url('/projects'));
   await page.getByRole('link', { name: projectName }).click();
   const stage = page.locator('[data-stage=dev]');
   await stage.getByRole('button', { name: 'Deploy a tag' }).click();
@@ -96,7 +85,7 @@ async function expectValue(locator: ReturnType<Page['locator']>, value: string) 
 }
 
 async function currentTagOnDashboard(): Promise<string> {
-  await page.goto(url('/'));
+  await page.goto(s.url('/'));
   const cell = page.locator(`[data-project="${projectName}"] [data-stage=dev] [data-testid=current-tag]`);
   await cell.waitFor();
   return (await cell.innerText()).trim();
@@ -104,11 +93,11 @@ async function currentTagOnDashboard(): Promise<string> {
 
 describe('a new user in the browser', () => {
   it('signs in', async () => {
-    await page.goto(url('/'));
+    await page.goto(s.url('/'));
     await page.waitForURL(/\/login\?next=/);
     // A first visit is no expired session.
     expect(await page.getByText('Your session has ended').count()).toBe(0);
-    await browser!.screenshot('login', 'desktop');
+    await s.browser.screenshot('login', 'desktop');
     await page.getByLabel('Username', { exact: true }).fill('admin');
     await page.getByLabel('Password', { exact: true }).fill('wrong-password');
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -126,7 +115,7 @@ describe('a new user in the browser', () => {
     const form = page.getByRole('form', { name: 'New registry' });
     await form.getByLabel('Name', { exact: true }).fill(registryName);
     await form.getByLabel('Kind').selectOption('oci');
-    await form.getByLabel('Base URL').fill(registry!.url);
+    await form.getByLabel('Base URL').fill(s.registry.url);
     await form.getByLabel('Plain HTTP (insecure)').check();
     await form.getByRole('button', { name: 'Add registry' }).click();
     const card = page.locator(`[data-registry="${registryName}"]`);
@@ -137,7 +126,7 @@ describe('a new user in the browser', () => {
     const result = card.locator('[data-testid=check-result] .notice');
     await result.filter({ hasText: '2' }).waitFor();
     expect(await result.getAttribute('class')).toContain('ok');
-    await browser!.screenshot('registries', 'desktop');
+    await s.browser.screenshot('registries', 'desktop');
   });
 
   it('creates a project, with the refused field explained beside it first', async () => {
@@ -145,8 +134,8 @@ describe('a new user in the browser', () => {
     await page.getByRole('button', { name: 'New project' }).click();
     const form = page.getByRole('form', { name: 'New project' });
     await form.getByLabel('Name', { exact: true }).fill('Not A DNS Name');
-    await form.getByLabel('Image', { exact: true }).fill(`${registry!.host}/${repository}`);
-    await form.getByLabel('Registry', { exact: true }).selectOption({ label: `${registryName} — ${registry!.url}` });
+    await form.getByLabel('Image', { exact: true }).fill(`${s.registry.host}/${repository}`);
+    await form.getByLabel('Registry', { exact: true }).selectOption({ label: `${registryName} — ${s.registry.url}` });
     await form.getByLabel('Container port').fill('8080');
     await form.getByLabel('Health-check path').fill('/health');
     await form.getByRole('button', { name: 'Create project' }).click();
@@ -154,7 +143,7 @@ describe('a new user in the browser', () => {
     await nameError.filter({ hasText: /\S/ }).waitFor();
     expect(await form.getByLabel('Name', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     expect(await form.locator('#new-project-image-error').innerText()).toBe('');
-    await browser!.screenshot('project-form-error', 'desktop');
+    await s.browser.screenshot('project-form-error', 'desktop');
     await form.getByLabel('Name', { exact: true }).fill(projectName);
     await form.getByRole('button', { name: 'Create project' }).click();
     await page.waitForURL(/\/projects\/\d+$/);
@@ -187,7 +176,7 @@ describe('a new user in the browser', () => {
     const box = await log.boundingBox();
     expect(box?.height).toBeGreaterThan(200);
     expect(await page.locator('.steps li.step-failed').count()).toBe(0);
-    await browser!.screenshot('deploy', 'desktop');
+    await s.browser.screenshot('deploy', 'desktop');
   });
 
   it('shows the running instance on the dashboard', async () => {
@@ -195,7 +184,7 @@ describe('a new user in the browser', () => {
     const row = page.locator(`[data-project="${projectName}"] [data-stage=dev]`);
     await row.locator('[data-instance] [data-status=running]').waitFor();
     await row.locator('.deploy-link [data-status=success]').waitFor();
-    await browser!.screenshot('dashboard', 'desktop');
+    await s.browser.screenshot('dashboard', 'desktop');
   });
 
   it('deploys a second tag, then rolls back to the first', async () => {
@@ -203,23 +192,23 @@ describe('a new user in the browser', () => {
     expect(await finalStatus()).toBe('success');
     expect(await currentTagOnDashboard()).toBe('v2');
 
-    await page.goto(url('/projects'));
+    await page.goto(s.url('/projects'));
     await page.getByRole('link', { name: projectName }).click();
     await page.locator('[data-stage=dev]').getByRole('button', { name: 'Roll back' }).click();
     const dialog = page.getByRole('dialog', { name: 'Roll back dev?' });
     await dialog.waitFor();
-    await browser!.screenshot('confirm-rollback', 'desktop');
+    await s.browser.screenshot('confirm-rollback', 'desktop');
     await dialog.getByRole('button', { name: 'Roll back' }).click();
     await page.waitForURL(/\/deploys\/\d+$/);
     expect(await finalStatus()).toBe('success');
     expect(await page.locator('dl.facts').innerText()).toContain('v1');
     expect(await currentTagOnDashboard()).toBe('v1');
-    await page.goto(url('/projects'));
+    await page.goto(s.url('/projects'));
     await page.getByRole('link', { name: projectName }).waitFor();
-    await browser!.screenshot('projects', 'desktop');
+    await s.browser.screenshot('projects', 'desktop');
     await page.getByRole('link', { name: projectName }).click();
     await page.locator('[data-stage=dev] [data-instance]').first().waitFor();
-    await browser!.screenshot('project', 'desktop');
+    await s.browser.screenshot('project', 'desktop');
   });
 
   it('lists the deploys, filtered', async () => {
@@ -231,7 +220,7 @@ describe('a new user in the browser', () => {
     await page.getByLabel('Status', { exact: true }).selectOption('success');
     await page.locator('tr[data-deploy]').nth(2).waitFor();
     expect(page.url()).toContain('status=success');
-    await browser!.screenshot('deploys', 'desktop');
+    await s.browser.screenshot('deploys', 'desktop');
   });
 
   it('regenerates the webhook URL after a warning', async () => {
@@ -242,7 +231,7 @@ describe('a new user in the browser', () => {
       return input !== null && input.value !== '';
     });
     const before = await input.inputValue();
-    expect(before).toMatch(new RegExp(`^${daemon!.url}/api/webhook/.+`));
+    expect(before).toMatch(new RegExp(`^${s.daemon.url}/api/webhook/.+`));
     await page.getByRole('button', { name: 'Regenerate URL' }).click();
     const dialog = page.getByRole('dialog', { name: 'Regenerate the webhook URL?' });
     expect(await dialog.innerText()).toContain('stops working');
@@ -250,15 +239,15 @@ describe('a new user in the browser', () => {
     await page.getByText('the old one no longer works').waitFor();
     const after = await input.inputValue();
     expect(after).not.toBe(before);
-    expect(after).toMatch(new RegExp(`^${daemon!.url}/api/webhook/.+`));
+    expect(after).toMatch(new RegExp(`^${s.daemon.url}/api/webhook/.+`));
     // The old URL is now just an unknown path.
     const old = await fetch(before, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: `${registry!.host}/${repository}:v1` })
+      body: JSON.stringify({ image: `${s.registry.host}/${repository}:v1` })
     });
     expect(old.status).toBe(404);
-    await browser!.screenshot('settings', 'desktop');
+    await s.browser.screenshot('settings', 'desktop');
   });
 
   it('has every main page usable at phone width', async () => {
@@ -271,34 +260,34 @@ describe('a new user in the browser', () => {
       ['settings', '/settings']
     ];
     for (const [name, path] of pages) {
-      await page.goto(url(path));
+      await page.goto(s.url(path));
       await page.getByRole('heading', { level: 1 }).waitFor();
       await page.locator('text=Loading…').waitFor({ state: 'detached' });
-      await browser!.screenshot(name, 'phone');
+      await s.browser.screenshot(name, 'phone');
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${path} scrolls sideways at 375 px`).toBeLessThanOrEqual(0);
     }
     await page.getByRole('link', { name: 'Deploys' }).click();
     await page.locator('tr[data-deploy] a').first().click();
     await finalStatus();
-    await browser!.screenshot('deploy', 'phone');
-    await page.goto(url('/projects'));
+    await s.browser.screenshot('deploy', 'phone');
+    await page.goto(s.url('/projects'));
     await page.getByRole('link', { name: projectName }).click();
     await page.locator('[data-stage=dev] [data-instance]').first().waitFor();
-    await browser!.screenshot('project', 'phone');
+    await s.browser.screenshot('project', 'phone');
     expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
     await page.setViewportSize(DESKTOP);
   });
 
   it('returns to the login page when the session has ended', async () => {
-    await page.goto(url('/projects'));
+    await page.goto(s.url('/projects'));
     await page.getByRole('heading', { name: 'Projects' }).waitFor();
-    await browser!.context.clearCookies();
+    await s.browser.context.clearCookies();
     await page.getByRole('navigation').getByRole('link', { name: 'Deploys' }).click();
     await page.waitForURL(/\/login\?next=%2Fdeploys&expired=1$/);
     await page.getByText('Your session has ended').waitFor();
     await page.setViewportSize(PHONE);
-    await browser!.screenshot('login', 'phone');
+    await s.browser.screenshot('login', 'phone');
     await page.setViewportSize(DESKTOP);
     await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();

@@ -9,34 +9,26 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ADMIN_PASSWORD, startDaemon, type Daemon } from './support/daemon';
-import { launch, type Browser } from './support/browser';
+import { startSession, type Session } from './support/session';
 
-let daemon: Daemon | undefined;
-let browser: Browser | undefined;
+let s: Session;
 let page: Page;
 
 beforeAll(async () => {
-  daemon = await startDaemon();
-  browser = await launch();
-  page = browser.page;
-  page.setDefaultTimeout(30_000);
+  s = await startSession();
+  page = s.page;
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await daemon?.stop();
+  await s?.close();
 });
 
-const url = (path: string) => `${daemon!.url}${path}`;
 
 describe('webhook sender settings', () => {
   it('signs in', async () => {
-    await page.goto(url('/settings'));
+    await page.goto(s.url('/settings'));
     await page.waitForURL(/\/login\?next=/);
-    await page.getByLabel('Username', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await s.signIn();
     await page.waitForURL(/\/settings$/);
   });
 
