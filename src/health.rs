@@ -186,6 +186,50 @@ pub fn by_exec(probe: HealthProbe, container: &ContainerInfo) -> HealthProbe {
     }
 }
 
+/// The first Docker API version whose container create takes a health check's start
+/// interval (Docker 25).
+pub const START_INTERVAL_API: (u32, u32) = (1, 44);
+/// How often Docker runs an image's HEALTHCHECK during the start period, where we may set it.
+pub const START_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How an image's own HEALTHCHECK is waited for, chosen from the API version negotiated
+/// with the engine (see [`healthcheck_way`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthcheckWay {
+    /// The container is created with [`START_INTERVAL`] as its health start interval, so
+    /// Docker's own verdict comes within a fraction of a second; that verdict is waited for.
+    StartInterval,
+    /// The engine has no start interval: the test is run by us through exec ([`by_exec`]).
+    Exec,
+}
+
+/// [`HealthcheckWay::StartInterval`] from API [`START_INTERVAL_API`] on, else
+/// [`HealthcheckWay::Exec`] (also for a version that does not read as `major.minor`).
+pub fn healthcheck_way(negotiated_api: &str) -> HealthcheckWay {
+    let parsed = negotiated_api
+        .trim()
+        .split_once('.')
+        .and_then(|(major, minor)| Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?)));
+    match parsed {
+        Some(version) if version >= START_INTERVAL_API => HealthcheckWay::StartInterval,
+        _ => HealthcheckWay::Exec,
+    }
+}
+
+/// The deploy log's line about the choice.
+pub fn healthcheck_way_note(way: HealthcheckWay, negotiated_api: &str) -> String {
+    match way {
+        HealthcheckWay::StartInterval => format!(
+            "Docker API {negotiated_api} takes a health start interval: the container is created with {} ms, and Docker's own verdict is waited for",
+            START_INTERVAL.as_millis()
+        ),
+        HealthcheckWay::Exec => format!(
+            "Docker API {negotiated_api} has no health start interval (from {}.{}): the image's HEALTHCHECK is run through docker exec",
+            START_INTERVAL_API.0, START_INTERVAL_API.1
+        ),
+    }
+}
+
 /// One probe, reported to the caller as it happens (for the deploy log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -619,6 +663,28 @@ mod tests {
             upstream(&elsewhere, &info, 8080),
             Err(AddressError::NotOnNetwork { .. })
         ));
+    }
+
+    #[test]
+    fn the_start_interval_is_set_from_api_1_44_and_exec_is_used_before() {
+        use super::{HealthcheckWay::*, healthcheck_way};
+        // Debian 12's Docker 20.10 negotiates 1.41; Docker 25 speaks 1.44.
+        for (api, way) in [
+            ("1.41", Exec),
+            ("1.43", Exec),
+            ("1.44", StartInterval),
+            ("1.47", StartInterval),
+            ("1.100", StartInterval),
+            ("2.0", StartInterval),
+            ("0.99", Exec),
+            ("", Exec),
+            ("1", Exec),
+            ("1.x", Exec),
+        ] {
+            assert_eq!(healthcheck_way(api), way, "API {api:?}");
+        }
+        assert!(super::healthcheck_way_note(Exec, "1.41").contains("docker exec"));
+        assert!(super::healthcheck_way_note(StartInterval, "1.44").contains("100 ms"));
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub trait Containers: Send + Sync {
     /// A local image's metadata (the deployer reads its registry digests).
     async fn inspect_image(&self, image: &str) -> Result<ImageInfo, EngineError>;
 
+    /// The API version negotiated with the runtime; an old one (`1.41`) by default.
+    async fn api_version(&self) -> Result<String, EngineError> {
+        Ok("1.41".to_string())
+    }
+
     /// Removes a local image by reference, never forced: an image a container (ours or
     /// not, running or not) uses is refused with [`EngineError::ImageInUse`].
     async fn remove_image(&self, image: &str) -> Result<(), EngineError>;
@@ -89,6 +94,10 @@ impl Containers for DockerContainers {
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<(), EngineError> {
         self.0.pull(image, auth, progress).await
+    }
+
+    async fn api_version(&self) -> Result<String, EngineError> {
+        self.0.api_version().await
     }
 
     async fn inspect_image(&self, image: &str) -> Result<ImageInfo, EngineError> {

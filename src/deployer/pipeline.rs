@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::docker::{self, ContainerId, ContainerSpec, Publish, RegistryAuth, RestartPolicy};
-use crate::health::{self, HealthPolicy, Reachability};
+use crate::health::{self, HealthPolicy, HealthProbe, HealthcheckWay, Reachability};
 use crate::notify::{EventKind, Notification};
 use crate::proxy::{HostId, HostSpec, ProxyError, Upstream};
 use crate::store::{
@@ -271,7 +271,8 @@ impl<'a> Run<'a> {
             tracing::warn!(deploy_id = self.deploy.id, "cannot link the instance: {e}");
         }
 
-        let spec = self.container_spec(plan, &instance)?;
+        let mut spec = self.container_spec(plan, &instance)?;
+        spec.health_start = self.health_start(plan).await;
         let container = self
             .inner
             .engine
@@ -320,6 +321,30 @@ impl<'a> Run<'a> {
             .map_err(|e| e.to_string())
             .map_err(fail("start"))?;
         Ok((instance, container))
+    }
+
+    /// Which way the image's HEALTHCHECK is waited for (from the negotiated API version),
+    /// with the deploy log's line about it.
+    async fn healthcheck_way(&self) -> (HealthcheckWay, String) {
+        let api = self.inner.engine.api_version().await.unwrap_or_default();
+        let way = health::healthcheck_way(&api);
+        (way, health::healthcheck_way_note(way, &api))
+    }
+
+    /// The health start to create the container with: Docker runs the image's HEALTHCHECK
+    /// every [`health::START_INTERVAL`] during the stage's start period, where the engine
+    /// takes it and the image's check is what the deploy waits for (no health path).
+    async fn health_start(&self, plan: &Plan) -> Option<docker::HealthStart> {
+        if plan.probe_path.is_some()
+            || self.healthcheck_way().await.0 != HealthcheckWay::StartInterval
+        {
+            return None;
+        }
+        let image = self.inner.engine.inspect_image(&plan.image).await.ok()?;
+        image.healthcheck.is_some().then_some(docker::HealthStart {
+            period: plan.policy.start_period,
+            interval: health::START_INTERVAL,
+        })
     }
 
     fn container_spec(&self, plan: &Plan, instance: &Instance) -> Result<ContainerSpec, Failure> {
@@ -390,6 +415,8 @@ impl<'a> Run<'a> {
             memory_bytes: plan.project.memory_bytes,
             nano_cpus: plan.project.nano_cpus,
             init: false,
+            // Needs the engine's API version and the image: `create_and_start` sets it.
+            health_start: None,
         })
     }
 
@@ -401,14 +428,18 @@ impl<'a> Run<'a> {
             .await
             .map_err(|e| e.to_string())
             .map_err(fail("health_check"))?;
-        let probe = health::by_exec(
-            rules::probe(
-                plan.probe_path.as_deref(),
-                upstream(&plan.reach, &info, plan.container_port).as_ref(),
-                info.state.health.is_some(),
-            ),
-            &info,
+        let mut probe = rules::probe(
+            plan.probe_path.as_deref(),
+            upstream(&plan.reach, &info, plan.container_port).as_ref(),
+            info.state.health.is_some(),
         );
+        if probe == HealthProbe::DockerHealthcheck {
+            let (way, note) = self.healthcheck_way().await;
+            self.log(LogLevel::Info, "health_check", &note);
+            if way == HealthcheckWay::Exec {
+                probe = health::by_exec(probe, &info);
+            }
+        }
         self.log(
             LogLevel::Info,
             "health_check",

@@ -214,6 +214,14 @@ impl Engine for BollardEngine {
         Ok(version)
     }
 
+    async fn api_version(&self) -> Result<String, EngineError> {
+        let version = self.client().await?.client_version();
+        Ok(format!(
+            "{}.{}",
+            version.major_version, version.minor_version
+        ))
+    }
+
     async fn pull(
         &self,
         image: &str,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary as BollardSummary,
-    CreateImageInfo, HealthStatusEnum, HostConfig, ImageInspect, PortBinding, PortMap,
-    RestartPolicy as BollardRestartPolicy, RestartPolicyNameEnum,
+    CreateImageInfo, HealthConfig, HealthStatusEnum, HostConfig, ImageInspect, PortBinding,
+    PortMap, RestartPolicy as BollardRestartPolicy, RestartPolicyNameEnum,
 };
 use chrono::{DateTime, Utc};
 
@@ -68,8 +68,18 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         exposed_ports: port_key.map(|key| vec![key]),
         host_config: Some(host_config),
+        // Only the start fields: Docker fills what is left empty from the image.
+        healthcheck: spec.health_start.map(|start| HealthConfig {
+            start_period: Some(nanos(start.period)),
+            start_interval: Some(nanos(start.interval)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
+}
+
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Our view of an inspected image.
@@ -390,6 +400,26 @@ mod tests {
         assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
         assert!(parse_time("2026-05-07T21:09:36.123456789Z").is_some());
         assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn a_health_start_sets_only_the_start_fields_so_docker_keeps_the_images_test() {
+        let plain = create_body(&ContainerSpec::default());
+        assert_eq!(plain.healthcheck, None, "the image's check untouched");
+        let body = create_body(&ContainerSpec {
+            health_start: Some(super::super::HealthStart {
+                period: Duration::from_secs(60),
+                interval: Duration::from_millis(100),
+            }),
+            ..Default::default()
+        });
+        let check = body.healthcheck.unwrap();
+        assert_eq!(check.start_period, Some(60_000_000_000));
+        assert_eq!(check.start_interval, Some(100_000_000));
+        assert_eq!(
+            (check.test, check.interval, check.retries),
+            (None, None, None)
+        );
     }
 
     #[test]

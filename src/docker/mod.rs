@@ -37,6 +37,11 @@ pub trait Engine: Send + Sync {
     /// The daemon's version, for `/healthz`.
     async fn version(&self) -> Result<EngineVersion, EngineError>;
 
+    /// The API version negotiated with the daemon (what requests are sent as), e.g. `1.41`.
+    async fn api_version(&self) -> Result<String, EngineError> {
+        Ok(self.version().await?.api_version)
+    }
+
     /// Pulls `image` (`host/repo:tag` or `host/repo@sha256:…`; no tag means `latest`),
     /// reporting each progress message as it arrives.
     async fn pull(
@@ -359,6 +364,16 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// Run an init process as PID 1 (it forwards signals and reaps zombies).
     pub init: bool,
+    /// The image's health check run this often during this start period (API 1.44+;
+    /// the image's test, interval, timeout and retries stay as they are).
+    pub health_start: Option<HealthStart>,
+}
+
+/// A health check's start period and the interval of its runs during it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthStart {
+    pub period: Duration,
+    pub interval: Duration,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -377,6 +392,7 @@ impl fmt::Debug for ContainerSpec {
             .field("memory_bytes", &self.memory_bytes)
             .field("nano_cpus", &self.nano_cpus)
             .field("init", &self.init)
+            .field("health_start", &self.health_start)
             .finish()
     }
 }

@@ -304,7 +304,9 @@ impl Intake {
         &self,
         image: &ImageRef,
     ) -> Result<Result<(Project, bool), String>, StoreError> {
-        let settings = self.store.settings()?;
+        // From the store's memory (a push of an unknown image is the common ignored case).
+        let view = self.store.webhook_view()?;
+        let settings = &view.settings;
         if !settings.auto_create_projects {
             return Ok(Err(
                 "no project has this image and auto-create is off".to_string()

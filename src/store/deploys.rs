@@ -173,10 +173,11 @@ impl Store {
     pub fn create_deploy(&self, new: &NewDeploy) -> StoreResult<Deploy> {
         let id = {
             let conn = self.conn();
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO deploys (project_id, stage_id, tag, digest, trigger, status, detected_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
-                rusqlite::params![
+            )?
+            .execute(rusqlite::params![
                     new.project_id,
                     new.stage_id,
                     new.tag,
@@ -184,8 +185,7 @@ impl Store {
                     new.trigger.as_str(),
                     new.detected_at.map(timestamp),
                     now(),
-                ],
-            )?;
+                ])?;
             conn.last_insert_rowid()
         };
         self.get_deploy(id)
@@ -258,7 +258,7 @@ impl Store {
     ) -> StoreResult<Vec<Deploy>> {
         let conn = self.conn();
         let mut statement =
-            conn.prepare(&format!("SELECT {COLUMNS} FROM deploys WHERE {clause}"))?;
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM deploys WHERE {clause}"))?;
         let rows = statement.query_map(params, from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -267,13 +267,15 @@ impl Store {
     /// `finished_at` on a final status.
     pub fn set_deploy_status(&self, id: i64, status: DeployStatus) -> StoreResult<()> {
         let at = now();
-        let changed = self.conn().execute(
-            "UPDATE deploys SET status = ?2,
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "UPDATE deploys SET status = ?2,
                 started_at = CASE WHEN started_at IS NULL AND ?2 != 'pending' THEN ?3 ELSE started_at END,
                 finished_at = CASE WHEN ?4 THEN ?3 ELSE finished_at END
              WHERE id = ?1",
-            (id, status.as_str(), &at, status.is_final()),
-        )?;
+            )?
+            .execute((id, status.as_str(), &at, status.is_final()))?;
         changed_or_not_found(changed, "deploy", id)
     }
 
@@ -320,10 +322,10 @@ impl Store {
         let conn = self.conn();
         // Truncated to what the column keeps, so the entry returned equals the one read back.
         let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO deploy_logs (deploy_id, at, level, step, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            (deploy_id, timestamp(at), level.as_str(), step, message),
-        )?;
+        )?
+        .execute((deploy_id, timestamp(at), level.as_str(), step, message))?;
         Ok(DeployLogEntry {
             id: conn.last_insert_rowid(),
             deploy_id,

@@ -109,7 +109,7 @@ impl Store {
     /// The stage's instances, oldest first (the order retirement uses).
     pub fn list_instances(&self, stage_id: i64) -> StoreResult<Vec<Instance>> {
         let conn = self.conn();
-        let mut statement = conn.prepare(&format!(
+        let mut statement = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM instances WHERE stage_id = ?1 ORDER BY id"
         ))?;
         let rows = statement.query_map([stage_id], from_row)?;

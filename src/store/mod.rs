@@ -59,6 +59,9 @@ pub use stages::{NewStage, Stage, StageRelease, StageUpdate};
 pub use users::{ApiToken, Session, TokenScope, User};
 pub use webhook_events::{NewWebhookEvent, WebhookEvent, WebhookOutcome};
 
+/// Statements kept prepared (`prepare_cached`; SQLite's text is the key).
+const PREPARED_STATEMENTS: usize = 64;
+
 /// Name of the database file inside the data folder.
 pub const DATABASE_FILE: &str = "docker-watcher.db";
 
@@ -157,6 +160,9 @@ impl Store {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Hot statements (a webhook's, a deploy's) are prepared once, not per call:
+        // preparing was a quarter of the CPU of a deploy-starting webhook.
+        connection.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         // Foreign keys are off while migrating, as SQLite's table rebuild asks (a dropped
         // table would otherwise take its children's rows with it); migrations that rebuild
         // check the keys afterwards (`foreign_key_check`).
@@ -353,7 +359,8 @@ fn one<T>(
     entity: &'static str,
     key: impl ToString,
 ) -> StoreResult<T> {
-    conn.query_row(sql, params, map)
+    conn.prepare_cached(sql)?
+        .query_row(params, map)
         .optional()?
         .ok_or_else(|| StoreError::not_found(entity, key))
 }

@@ -68,7 +68,7 @@ impl Store {
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(events.len());
         {
-            let mut insert = tx.prepare(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO webhook_events (received_at, source, image, tag, outcome, detail, project_id, stage_id, deploy_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
