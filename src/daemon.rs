@@ -225,10 +225,14 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Before anything starts: the server answers /healthz before `start` returns, and a
+    // SIGTERM then (an orchestrator stopping a daemon as soon as it is healthy) killed it
+    // without a graceful shutdown while no handler was installed yet.
+    let stop = shutdown_signal()?;
     let mut daemon = start(config).await?;
     tokio::select! {
         result = daemon.wait() => return result,
-        () = shutdown_signal() => tracing::info!("shutting down"),
+        () = stop => tracing::info!("shutting down"),
     }
     daemon.shutdown().await
 }
@@ -369,20 +373,16 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Waits for SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal arriving while the daemon starts is caught.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+    })
 }

@@ -186,3 +186,35 @@ fn bad_configuration_is_an_error_naming_the_key() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.to_lowercase().contains("log_format"), "{message}");
 }
+
+/// A SIGTERM while the daemon is still starting (an orchestrator stopping it at once) ends
+/// it gracefully: it used to kill it, since the handlers were installed only once the
+/// start was over.
+#[tokio::test]
+async fn a_sigterm_while_starting_stops_the_daemon_gracefully() {
+    use std::io::BufRead;
+    require_docker();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_docker-watcher"))
+        .arg("serve")
+        .env("DW_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .current_dir(cwd.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first log line is written while the data folder is set up, well before the
+    // daemon serves.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}; log:\n{first}{rest}");
+    assert!(rest.contains("stopped"), "{first}{rest}");
+}
