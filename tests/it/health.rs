@@ -90,8 +90,12 @@ async fn slow_image_becomes_healthy_within_the_budget() {
     let failures: Vec<&Attempt> = attempts.iter().filter(|a| a.outcome.is_err()).collect();
     assert!(!failures.is_empty());
     assert!(failures.iter().all(|a| !a.counted), "{failures:#?}");
+    // It answered 404 while starting (before its server listens, docker-proxy may also
+    // reset the first connections on a loaded machine).
     assert!(
-        failures[0].outcome.as_ref().unwrap_err().contains("404"),
+        failures
+            .iter()
+            .any(|a| a.outcome.as_ref().unwrap_err().contains("404")),
         "{failures:#?}"
     );
 }
