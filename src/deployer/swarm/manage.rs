@@ -77,6 +77,50 @@ impl Deployer {
         Ok(())
     }
 
+    /// Refuses to switch a stage between the container and the swarm target while the
+    /// other kind still runs something of it, or a deploy of it runs: the stage domain
+    /// has one owner at every moment, and the user chooses when the old one stops.
+    pub async fn check_target_switch(
+        &self,
+        stage_id: i64,
+        to: &StageTarget,
+    ) -> Result<(), super::super::OpsError> {
+        let from = self.inner.store.stage_target(stage_id)?;
+        if from.swarm().is_some() == to.swarm().is_some() {
+            return Ok(()); // not a switch: replicas or update pace only
+        }
+        if let Some(deploy_id) = self.queue.running(stage_id) {
+            return Err(super::super::OpsError::Conflict(format!(
+                "deploy {deploy_id} of this stage is running; wait for it to finish, then change the target"
+            )));
+        }
+        if to.swarm().is_some() {
+            let instances: Vec<String> = self
+                .inner
+                .store
+                .list_instances(stage_id)?
+                .into_iter()
+                .map(|i| format!("{} ({})", i.id, i.tag))
+                .collect();
+            if !instances.is_empty() {
+                return Err(super::super::OpsError::Conflict(format!(
+                    "the stage still has container instances {}: remove them first (DELETE /api/instances/{{id}}), then switch it to swarm",
+                    instances.join(", ")
+                )));
+            }
+            return Ok(());
+        }
+        // swarm → container: an engine outside any swarm holds no service of the stage.
+        match self.service_view(stage_id).await {
+            Ok(view) if view.service.is_some() => Err(super::super::OpsError::Conflict(format!(
+                "the stage still runs the swarm service {}: remove it first (POST /api/stages/{stage_id}/service/remove), then switch it to containers",
+                view.name
+            ))),
+            Ok(_) | Err(super::super::OpsError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn service_of(
         &self,
         stage_id: i64,
