@@ -404,7 +404,7 @@ async fn a_manual_rollback_is_swarms_rollback_and_stop_and_remove_map_to_scale_a
 }
 
 #[tokio::test]
-async fn a_restart_of_the_daemon_during_an_update_ends_with_the_right_status() {
+async fn a_restart_of_the_daemon_during_an_update_ends_with_the_right_status_in_the_stage_queue() {
     // The slow image becomes healthy 3 s after start: the update is still rolling when the
     // daemon is killed.
     let mut setup = Setup::new(&[("SLOW_SECONDS", "3")]).await;
@@ -422,11 +422,21 @@ async fn a_restart_of_the_daemon_during_an_update_ends_with_the_right_status() {
         .await;
     setup.daemon.kill();
     setup.daemon.restart().await;
+    // A deploy asked for while the resumed one is followed waits in the stage's queue.
+    setup.push(SLOW_IMAGE, "v3").await;
+    let next = setup.deploy("v3").await;
     let deploy = setup.daemon.wait_final(id).await;
     setup.assert_status(&deploy, DeployStatus::Success);
     let log = setup.log_of(id);
     assert!(log.contains("following the swarm service again"), "{log}");
-    setup.wait_serving("v2").await;
+    let next = setup.daemon.wait_final(next).await;
+    setup.assert_status(&next, DeployStatus::Success);
+    let (resumed_end, next_start) = (deploy.finished_at, next.started_at);
+    assert!(
+        resumed_end.is_some() && next_start >= resumed_end,
+        "v3 started at {next_start:?}, before the resumed v2 ended at {resumed_end:?}: two deploys of one stage ran at once"
+    );
+    setup.wait_serving("v3").await;
 }
 
 #[tokio::test]

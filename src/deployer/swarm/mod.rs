@@ -36,7 +36,9 @@ use super::pipeline::{Failure, Plan, Run};
 use super::{DeployOutcome, Inner, naming};
 use follow::{Follow, shown};
 
-pub(super) use manage::{heal, is_swarm_deploy, resume_interrupted, routed_domains};
+pub(super) use manage::{
+    heal, is_swarm_deploy, resume, resume_interrupted, routed_domains, take_resuming,
+};
 
 /// How often the service is inspected while an update runs (as the Docker CLI does).
 pub const POLL: Duration = Duration::from_millis(200);
@@ -75,13 +77,18 @@ pub(super) async fn deploy(
                 }
             }
             finish_failed(&mut run, &failure, status, started);
-            let (step, error) = (failure.step.to_string(), failure.message);
-            if status == DeployStatus::RolledBack {
-                DeployOutcome::RolledBack { step, error }
-            } else {
-                DeployOutcome::Failed { step, error }
-            }
+            failed_outcome(failure, status)
         }
+    }
+}
+
+/// What a deploy that ended `status` (failed or rolled back) tells the queue.
+pub(super) fn failed_outcome(failure: Failure, status: DeployStatus) -> DeployOutcome {
+    let (step, error) = (failure.step.to_string(), failure.message);
+    if status == DeployStatus::RolledBack {
+        DeployOutcome::RolledBack { step, error }
+    } else {
+        DeployOutcome::Failed { step, error }
     }
 }
 
