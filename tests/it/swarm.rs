@@ -540,3 +540,40 @@ async fn switching_the_target_refuses_while_the_other_kind_still_runs_the_stage(
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["target"]["kind"], "container", "{body}");
 }
+
+/// A swarm stage has no instance rows: promotion from it and the version policy of an
+/// automatic request still know what it runs (its last completed update's tag and digest).
+#[tokio::test]
+async fn promotion_from_a_swarm_stage_takes_the_tag_and_digest_its_service_runs() {
+    let setup = Setup::new(&[]).await;
+    setup.push(HEALTHY_IMAGE, "v1").await;
+    let first = setup.deploy_and_wait("v1").await;
+    setup.assert_status(&first, DeployStatus::Success);
+    let api = setup.daemon.api();
+    let (_, prod) = api.get(&format!("/api/stages/{}", setup.stage_id)).await;
+    let live = api
+        .create(
+            &format!("/api/projects/{}/stages", prod["project_id"]),
+            json!({ "name": "live", "auto_deploy": false,
+                    "target": { "kind": "swarm", "replicas": 1 } }),
+        )
+        .await;
+    let live_id = live["id"].as_i64().expect("stage id");
+    let (status, body) = api
+        .post(
+            &format!("/api/stages/{live_id}/promote"),
+            json!({ "from_stage_id": setup.stage_id }),
+        )
+        .await;
+    assert_eq!(status, 202, "promotion from the swarm stage: {body}");
+    assert_eq!(body["tag"], "v1", "{body}");
+    let promoted = setup
+        .daemon
+        .wait_final(body["id"].as_i64().expect("deploy id"))
+        .await;
+    setup.assert_status(&promoted, DeployStatus::Success);
+    assert_eq!(
+        promoted.digest, first.digest,
+        "promoted by the digest prod runs"
+    );
+}

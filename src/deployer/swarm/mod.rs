@@ -108,8 +108,12 @@ async fn steps(
     })?;
     run.set_status(DeployStatus::Pulling);
     run.pull(&plan).await.map_err(failed)?;
+    // `repo:tag@digest` also for a promotion, whose plan image is `repo@digest` already.
     let image = match &run.deploy.digest {
-        Some(digest) => format!("{}@{digest}", plan.image),
+        Some(digest) => format!(
+            "{}@{digest}",
+            super::rules::image(&plan.project, &run.deploy.tag)
+        ),
         None => plan.image.clone(),
     };
     let name = naming::service_name(&plan.project.name, &plan.stage.name);
