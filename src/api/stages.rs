@@ -340,6 +340,7 @@ pub async fn update(
     errors.into_result()?;
     if let Some(target) = &target {
         super::stage_target::require_manager(&state, target).await?;
+        state.deployer.check_target_switch(id, target).await?;
     }
     if let Some(name) = body.name.as_ref().filter(|n| **n != current.name) {
         let project = state.store.get_project(current.project_id)?;

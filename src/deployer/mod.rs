@@ -88,6 +88,9 @@ struct Inner {
     stopping: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// How long a retired instance stays up after it left the proxy (`retire::DRAIN` unless a test set it).
     drain: std::sync::Mutex<std::time::Duration>,
+    /// Swarm deploys a restart interrupted, queued on their stage's lane to be followed
+    /// again (`swarm::resume_interrupted`): the queue runs them instead of skipping them.
+    resuming: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 /// How often an idle deployer checks that Docker and the proxy still match the store.
@@ -128,6 +131,7 @@ impl Deployer {
             retiring: tokio_util::task::TaskTracker::new(),
             stopping: Default::default(),
             drain: std::sync::Mutex::new(retire::DRAIN),
+            resuming: Default::default(),
         });
         let runner = inner.clone();
         let queue = queue::DeployQueue::new(Arc::new(move |deploy_id| {
@@ -226,9 +230,11 @@ impl Deployer {
     /// instances a crash left `stopping` are finished in the background.
     pub async fn reconcile(&self) -> ReconcileReport {
         let mut report = reconcile::reconcile(&self.inner).await;
-        report
-            .interrupted_deploys
-            .extend(swarm::resume_interrupted(&self.inner));
+        // Followed in the stage's lane, so a deploy asked for meanwhile waits its turn.
+        for (stage_id, deploy_id) in swarm::resume_interrupted(&self.inner) {
+            self.queue.enqueue(stage_id, deploy_id, false);
+            report.interrupted_deploys.push(deploy_id);
+        }
         if let Err(e) = retire::resume_stopping(&self.inner) {
             report.problems.push(e);
         }

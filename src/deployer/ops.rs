@@ -78,7 +78,7 @@ impl Deployer {
     }
 
     /// Deploys to `stage_id` exactly what `from_stage_id` (a stage of the same project)
-    /// runs: its newest running instance's tag, pulled by that instance's digest.
+    /// runs (`release::running`): its tag, pulled by its digest.
     pub async fn promote(
         &self,
         stage_id: i64,
@@ -99,18 +99,13 @@ impl Deployer {
                 "a stage cannot be promoted to itself; pick another source stage".into(),
             ));
         }
-        let instance = store
-            .list_instances(from.id)?
-            .into_iter()
-            .filter(|i| i.status == InstanceStatus::Running)
-            .max_by_key(|i| i.id)
-            .ok_or_else(|| {
-                OpsError::Conflict(format!(
-                    "stage {} runs nothing to promote; deploy there first",
-                    from.name
-                ))
-            })?;
-        let digest = instance.digest.clone().ok_or_else(|| {
+        let running = crate::release::running(store, from.id)?.ok_or_else(|| {
+            OpsError::Conflict(format!(
+                "stage {} runs nothing to promote; deploy there first",
+                from.name
+            ))
+        })?;
+        let digest = running.digest.clone().ok_or_else(|| {
             OpsError::Conflict(format!(
                 "the digest of what stage {} runs is not known (it was not pulled from a registry); redeploy it there first",
                 from.name
@@ -120,12 +115,12 @@ impl Deployer {
             .request_deploy(DeployRequest {
                 project_id: stage.project_id,
                 stage_id,
-                tag: instance.tag,
+                tag: running.tag,
                 digest: Some(digest),
                 trigger: Trigger::Promotion,
                 detected_at: None,
                 origin: RequestOrigin {
-                    promoted_from: Some((from.id, instance.deploy_id)),
+                    promoted_from: Some((from.id, running.deploy_id)),
                     ..origin
                 },
             })

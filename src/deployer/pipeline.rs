@@ -28,6 +28,9 @@ const LOG_TAIL: usize = 20;
 
 /// Runs deploy `deploy_id` to its end. Returns `Skipped` when it is no longer pending.
 pub(super) async fn deploy(inner: &Arc<Inner>, deploy_id: i64) -> DeployOutcome {
+    if super::swarm::take_resuming(inner, deploy_id) {
+        return super::swarm::resume(inner, deploy_id).await;
+    }
     let deploy = match inner.store.get_deploy(deploy_id) {
         Ok(deploy) if deploy.status == DeployStatus::Pending => deploy,
         Ok(_) => return DeployOutcome::Skipped,

@@ -7,7 +7,7 @@
 pub mod policy;
 pub mod window;
 
-use crate::store::{InstanceStatus, Stage, Store, StoreError};
+use crate::store::{DeployFilter, DeployStatus, InstanceStatus, Stage, Store, StoreError};
 
 pub use window::{WindowError, Windows};
 
@@ -39,12 +39,111 @@ pub fn admit_automatic(
     ))
 }
 
-/// The tag of the stage's newest running instance.
+/// The tag the stage runs now (see [`running`]).
 pub fn running_tag(store: &Store, stage_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(running(store, stage_id)?.map(|r| r.tag))
+}
+
+/// What a stage runs now, as promotion and the version policy need it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Running {
+    pub tag: String,
+    /// The image digest, when it was pulled from a registry.
+    pub digest: Option<String>,
+    /// The deploy that put it there.
+    pub deploy_id: Option<i64>,
+}
+
+/// A container stage runs its newest running instance. A swarm stage has no instances:
+/// it runs what its last successful deploy put on the service (Swarm reports success only
+/// once every replica runs that spec; a failed or rolled-back update leaves the one
+/// before, which is the previous success).
+pub fn running(store: &Store, stage_id: i64) -> Result<Option<Running>, StoreError> {
+    if store.stage_target(stage_id)?.swarm().is_some() {
+        return Ok(store
+            .list_deploys(&DeployFilter {
+                stage_id: Some(stage_id),
+                status: Some(DeployStatus::Success),
+                limit: 1,
+                ..Default::default()
+            })?
+            .into_iter()
+            .next()
+            .map(|d| Running {
+                tag: d.tag,
+                digest: d.digest,
+                deploy_id: Some(d.id),
+            }));
+    }
     Ok(store
         .list_instances(stage_id)?
         .into_iter()
         .filter(|i| i.status == InstanceStatus::Running)
         .max_by_key(|i| i.id)
-        .map(|i| i.tag))
+        .map(|i| Running {
+            tag: i.tag,
+            digest: i.digest,
+            deploy_id: i.deploy_id,
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MasterKey, Sealer};
+    use crate::store::{
+        NewDeploy, NewProject, NewStage, StageTarget, SwarmTarget, Trigger, VersionPolicy,
+    };
+
+    #[test]
+    fn a_swarm_stage_runs_its_last_successful_deploy_and_the_policy_compares_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        let project = store
+            .create_project(&NewProject {
+                name: "shop".into(),
+                image: "registry.example.com/shop".into(),
+                container_port: 8080,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut stage = store
+            .create_stage(&NewStage::defaults(project.id, "prod"))
+            .unwrap();
+        store
+            .set_stage_target(stage.id, &StageTarget::Swarm(SwarmTarget::default()))
+            .unwrap();
+        let deploy = |tag: &str, status: DeployStatus| {
+            let d = store
+                .create_deploy(&NewDeploy {
+                    project_id: project.id,
+                    stage_id: stage.id,
+                    tag: tag.into(),
+                    digest: Some(format!("sha256:{tag}")),
+                    trigger: Trigger::Manual,
+                    detected_at: None,
+                })
+                .unwrap();
+            store.set_deploy_status(d.id, status).unwrap();
+            d.id
+        };
+        assert_eq!(running(&store, stage.id).unwrap(), None);
+        let live = deploy("1.2.0", DeployStatus::Success);
+        // Swarm rolled this one back: the service still runs 1.2.0.
+        deploy("1.3.0", DeployStatus::RolledBack);
+        assert_eq!(
+            running(&store, stage.id).unwrap(),
+            Some(Running {
+                tag: "1.2.0".into(),
+                digest: Some("sha256:1.2.0".into()),
+                deploy_id: Some(live),
+            })
+        );
+        stage.release.policy = VersionPolicy::Patch;
+        assert!(admit_automatic(&store, &stage, "1.2.1").unwrap().is_ok());
+        assert!(
+            admit_automatic(&store, &stage, "2.0.0").unwrap().is_err(),
+            "the patch policy compares with what the service runs"
+        );
+    }
 }

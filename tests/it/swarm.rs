@@ -96,16 +96,27 @@ impl Setup {
     }
 
     async fn deploy(&self, tag: &str) -> i64 {
+        self.request_on(self.stage_id, tag).await
+    }
+
+    /// Asks for a deploy of `tag` on stage `stage_id`; its id.
+    async fn request_on(&self, stage_id: i64, tag: &str) -> i64 {
         let (status, body) = self
             .daemon
             .api()
             .post(
-                &format!("/api/stages/{}/deploys", self.stage_id),
+                &format!("/api/stages/{stage_id}/deploys"),
                 json!({ "tag": tag }),
             )
             .await;
         assert_eq!(status, 202, "deploy {tag}: {body}");
         body["id"].as_i64().expect("deploy id")
+    }
+
+    /// Deploys `tag` on stage `stage_id` and waits for its end.
+    async fn deploy_on(&self, stage_id: i64, tag: &str) -> Deploy {
+        let id = self.request_on(stage_id, tag).await;
+        self.daemon.wait_final(id).await
     }
 
     async fn deploy_and_wait(&self, tag: &str) -> Deploy {
@@ -393,7 +404,7 @@ async fn a_manual_rollback_is_swarms_rollback_and_stop_and_remove_map_to_scale_a
 }
 
 #[tokio::test]
-async fn a_restart_of_the_daemon_during_an_update_ends_with_the_right_status() {
+async fn a_restart_of_the_daemon_during_an_update_ends_with_the_right_status_in_the_stage_queue() {
     // The slow image becomes healthy 3 s after start: the update is still rolling when the
     // daemon is killed.
     let mut setup = Setup::new(&[("SLOW_SECONDS", "3")]).await;
@@ -411,11 +422,21 @@ async fn a_restart_of_the_daemon_during_an_update_ends_with_the_right_status() {
         .await;
     setup.daemon.kill();
     setup.daemon.restart().await;
+    // A deploy asked for while the resumed one is followed waits in the stage's queue.
+    setup.push(SLOW_IMAGE, "v3").await;
+    let next = setup.deploy("v3").await;
     let deploy = setup.daemon.wait_final(id).await;
     setup.assert_status(&deploy, DeployStatus::Success);
     let log = setup.log_of(id);
     assert!(log.contains("following the swarm service again"), "{log}");
-    setup.wait_serving("v2").await;
+    let next = setup.daemon.wait_final(next).await;
+    setup.assert_status(&next, DeployStatus::Success);
+    let (resumed_end, next_start) = (deploy.finished_at, next.started_at);
+    assert!(
+        resumed_end.is_some() && next_start >= resumed_end,
+        "v3 started at {next_start:?}, before the resumed v2 ended at {resumed_end:?}: two deploys of one stage ran at once"
+    );
+    setup.wait_serving("v3").await;
 }
 
 #[tokio::test]
@@ -450,4 +471,109 @@ async fn a_swarm_stage_is_refused_with_a_reason_when_the_engine_is_not_a_manager
         .get(&format!("/api/projects/{}/stages", project["id"]))
         .await;
     assert_eq!(stages, json!([]), "nothing was saved");
+}
+
+/// Switching a stage's target while the other kind still runs something of it is refused
+/// with what to do, and nothing changes; once the old kind is gone the switch is taken
+/// and the next deploy runs on the new target alone.
+#[tokio::test]
+async fn switching_the_target_refuses_while_the_other_kind_still_runs_the_stage() {
+    let setup = Setup::new(&[]).await;
+    setup.push(HEALTHY_IMAGE, "v1").await;
+    let api = setup.daemon.api();
+    let (_, prod) = api.get(&format!("/api/stages/{}", setup.stage_id)).await;
+    let stage = api
+        .create(
+            &format!("/api/projects/{}/stages", prod["project_id"]),
+            json!({ "name": "web", "auto_deploy": false }),
+        )
+        .await;
+    let id = stage["id"].as_i64().expect("stage id");
+    let domain = format!("{}-web.{BASE_DOMAIN}", setup.project);
+    setup.assert_status(&setup.deploy_on(id, "v1").await, DeployStatus::Success);
+    let (_, instances) = api.get(&format!("/api/stages/{id}/instances")).await;
+    let instance = instances[0]["id"].as_i64().expect("an instance");
+
+    // containers → swarm while a container instance runs: refused, nothing changed.
+    let swarm = json!({ "target": { "kind": "swarm", "replicas": 2 } });
+    let (status, body) = api.put(&format!("/api/stages/{id}"), swarm.clone()).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("remove them first"),
+        "says what to do: {body}"
+    );
+    let (_, now) = api.get(&format!("/api/stages/{id}")).await;
+    assert_eq!(now["target"]["kind"], "container", "{now}");
+    assert_eq!(setup.caddy.get(&domain, "/tag").await.0, 200);
+
+    // Without the instance the switch is taken and the deploy makes the service.
+    let (status, body) = api.delete(&format!("/api/instances/{instance}")).await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let (status, body) = api.put(&format!("/api/stages/{id}"), swarm).await;
+    assert_eq!(status, 200, "{body}");
+    let on_swarm = setup.deploy_on(id, "v1").await;
+    setup.assert_status(&on_swarm, DeployStatus::Success);
+    assert!(setup.log_of(on_swarm.id).contains("created service"));
+    let (status, body) = setup.caddy.get(&domain, "/tag").await;
+    assert_eq!((status, body.trim()), (200, "v1"));
+    let (_, instances) = api.get(&format!("/api/stages/{id}/instances")).await;
+    assert_eq!(
+        instances,
+        json!([]),
+        "no container instance claims the stage"
+    );
+
+    // swarm → containers while the service exists: refused likewise.
+    let containers = json!({ "target": { "kind": "container" } });
+    let (status, body) = api
+        .put(&format!("/api/stages/{id}"), containers.clone())
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("service/remove"), "{body}");
+    let (_, view) = api.get(&format!("/api/stages/{id}/service")).await;
+    assert_eq!(view["exists"], true, "{view}");
+    let (status, _) = api
+        .post(&format!("/api/stages/{id}/service/remove"), json!({}))
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = api.put(&format!("/api/stages/{id}"), containers).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["target"]["kind"], "container", "{body}");
+}
+
+/// A swarm stage has no instance rows: promotion from it and the version policy of an
+/// automatic request still know what it runs (its last completed update's tag and digest).
+#[tokio::test]
+async fn promotion_from_a_swarm_stage_takes_the_tag_and_digest_its_service_runs() {
+    let setup = Setup::new(&[]).await;
+    setup.push(HEALTHY_IMAGE, "v1").await;
+    let first = setup.deploy_and_wait("v1").await;
+    setup.assert_status(&first, DeployStatus::Success);
+    let api = setup.daemon.api();
+    let (_, prod) = api.get(&format!("/api/stages/{}", setup.stage_id)).await;
+    let live = api
+        .create(
+            &format!("/api/projects/{}/stages", prod["project_id"]),
+            json!({ "name": "live", "auto_deploy": false,
+                    "target": { "kind": "swarm", "replicas": 1 } }),
+        )
+        .await;
+    let live_id = live["id"].as_i64().expect("stage id");
+    let (status, body) = api
+        .post(
+            &format!("/api/stages/{live_id}/promote"),
+            json!({ "from_stage_id": setup.stage_id }),
+        )
+        .await;
+    assert_eq!(status, 202, "promotion from the swarm stage: {body}");
+    assert_eq!(body["tag"], "v1", "{body}");
+    let promoted = setup
+        .daemon
+        .wait_final(body["id"].as_i64().expect("deploy id"))
+        .await;
+    setup.assert_status(&promoted, DeployStatus::Success);
+    assert_eq!(
+        promoted.digest, first.digest,
+        "promoted by the digest prod runs"
+    );
 }

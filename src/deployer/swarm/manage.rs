@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use crate::docker::{self, Engine, EngineError, ServiceInfo, SwarmRole, TaskInfo};
 use crate::proxy::Upstream;
-use crate::store::{DeployStatus, LogLevel, Project, Stage, StageTarget, SwarmTarget};
+use crate::store::{DeployStatus, LogLevel, Project, Stage, StageTarget};
 use crate::subdomain::Subdomain;
 
 use super::super::pipeline::{Failure, Plan, Run};
-use super::super::{Deployer, Inner, naming};
+use super::super::{DeployOutcome, Deployer, Inner, naming};
 use super::follow::{Follow, shown, upstream_of};
-use super::{Route, finish_failed, finish_success, manager, monitor};
+use super::{Route, failed_outcome, finish_failed, finish_success, manager, monitor};
 
 /// A swarm stage's service as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,50 @@ impl Deployer {
             }
         }
         Ok(())
+    }
+
+    /// Refuses to switch a stage between the container and the swarm target while the
+    /// other kind still runs something of it, or a deploy of it runs: the stage domain
+    /// has one owner at every moment, and the user chooses when the old one stops.
+    pub async fn check_target_switch(
+        &self,
+        stage_id: i64,
+        to: &StageTarget,
+    ) -> Result<(), super::super::OpsError> {
+        let from = self.inner.store.stage_target(stage_id)?;
+        if from.swarm().is_some() == to.swarm().is_some() {
+            return Ok(()); // not a switch: replicas or update pace only
+        }
+        if let Some(deploy_id) = self.queue.running(stage_id) {
+            return Err(super::super::OpsError::Conflict(format!(
+                "deploy {deploy_id} of this stage is running; wait for it to finish, then change the target"
+            )));
+        }
+        if to.swarm().is_some() {
+            let instances: Vec<String> = self
+                .inner
+                .store
+                .list_instances(stage_id)?
+                .into_iter()
+                .map(|i| format!("{} ({})", i.id, i.tag))
+                .collect();
+            if !instances.is_empty() {
+                return Err(super::super::OpsError::Conflict(format!(
+                    "the stage still has container instances {}: remove them first (DELETE /api/instances/{{id}}), then switch it to swarm",
+                    instances.join(", ")
+                )));
+            }
+            return Ok(());
+        }
+        // swarm → container: an engine outside any swarm holds no service of the stage.
+        match self.service_view(stage_id).await {
+            Ok(view) if view.service.is_some() => Err(super::super::OpsError::Conflict(format!(
+                "the stage still runs the swarm service {}: remove it first (POST /api/stages/{stage_id}/service/remove), then switch it to containers",
+                view.name
+            ))),
+            Ok(_) | Err(super::super::OpsError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn service_of(
@@ -191,23 +235,29 @@ pub(in crate::deployer) async fn heal(inner: &Inner) -> (Vec<String>, Vec<String
     (changed, problems)
 }
 
-/// Deploys of swarm stages a restart interrupted: Swarm went on without us, so each is
-/// followed to the end Swarm gives it, in the background. A deploy that never reached
-/// Swarm (its update carries neither its id nor a later start) is finished as failed.
-pub(in crate::deployer) fn resume_interrupted(inner: &Arc<Inner>) -> Vec<i64> {
+/// Deploys of swarm stages a restart interrupted, as `(stage, deploy)`: Swarm went on
+/// without us, so each is followed again to the end Swarm gives it — queued on its
+/// stage's lane by the caller, so no other deploy of the stage runs meanwhile ([`resume`]
+/// is what the lane runs for it). A deploy that never reached Swarm (its update carries
+/// neither its id nor a later start) is finished as failed.
+pub(in crate::deployer) fn resume_interrupted(inner: &Inner) -> Vec<(i64, i64)> {
     let deploys = inner.store.list_unfinished_deploys().unwrap_or_default();
-    let mut resumed = Vec::new();
-    for deploy in deploys {
-        let Ok(StageTarget::Swarm(target)) = inner.store.stage_target(deploy.stage_id) else {
-            continue;
-        };
-        resumed.push(deploy.id);
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            resume(&inner, deploy, target).await;
-        });
-    }
+    let resumed: Vec<(i64, i64)> = deploys
+        .into_iter()
+        .filter(|d| is_swarm_deploy(inner, d.stage_id))
+        .map(|d| (d.stage_id, d.id))
+        .collect();
+    lock(&inner.resuming).extend(resumed.iter().map(|(_, id)| *id));
     resumed
+}
+
+/// Whether the queue's turn for `deploy_id` is a resumption (taken once).
+pub(in crate::deployer) fn take_resuming(inner: &Inner, deploy_id: i64) -> bool {
+    lock(&inner.resuming).remove(&deploy_id)
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether a deploy is one reconciliation leaves to [`resume_interrupted`].
@@ -218,7 +268,17 @@ pub(in crate::deployer) fn is_swarm_deploy(inner: &Inner, stage_id: i64) -> bool
     )
 }
 
-async fn resume(inner: &Arc<Inner>, deploy: crate::store::Deploy, target: SwarmTarget) {
+/// Follows an interrupted swarm deploy again (its turn in the stage's lane).
+pub(in crate::deployer) async fn resume(inner: &Arc<Inner>, deploy_id: i64) -> DeployOutcome {
+    let Ok(deploy) = inner.store.get_deploy(deploy_id) else {
+        return DeployOutcome::Skipped;
+    };
+    let Ok(StageTarget::Swarm(target)) = inner.store.stage_target(deploy.stage_id) else {
+        return DeployOutcome::Skipped;
+    };
+    if deploy.status.is_final() {
+        return DeployOutcome::Skipped;
+    }
     let started = Instant::now();
     let deploy_started = deploy.started_at;
     let mut run = Run::new(inner, deploy);
@@ -280,10 +340,14 @@ async fn resume(inner: &Arc<Inner>, deploy: crate::store::Deploy, target: SwarmT
     }
     .await;
     match outcome {
-        Ok((plan, service)) => finish_success(&mut run, &plan, &service, started),
+        Ok((plan, service)) => {
+            finish_success(&mut run, &plan, &service, started);
+            DeployOutcome::ServiceUpdated { service }
+        }
         Err((failure, status)) => {
             run.log(LogLevel::Error, failure.step, &failure.message);
             finish_failed(&mut run, &failure, status, started);
+            failed_outcome(failure, status)
         }
     }
 }

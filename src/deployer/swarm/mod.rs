@@ -36,7 +36,9 @@ use super::pipeline::{Failure, Plan, Run};
 use super::{DeployOutcome, Inner, naming};
 use follow::{Follow, shown};
 
-pub(super) use manage::{heal, is_swarm_deploy, resume_interrupted, routed_domains};
+pub(super) use manage::{
+    heal, is_swarm_deploy, resume, resume_interrupted, routed_domains, take_resuming,
+};
 
 /// How often the service is inspected while an update runs (as the Docker CLI does).
 pub const POLL: Duration = Duration::from_millis(200);
@@ -75,13 +77,18 @@ pub(super) async fn deploy(
                 }
             }
             finish_failed(&mut run, &failure, status, started);
-            let (step, error) = (failure.step.to_string(), failure.message);
-            if status == DeployStatus::RolledBack {
-                DeployOutcome::RolledBack { step, error }
-            } else {
-                DeployOutcome::Failed { step, error }
-            }
+            failed_outcome(failure, status)
         }
+    }
+}
+
+/// What a deploy that ended `status` (failed or rolled back) tells the queue.
+pub(super) fn failed_outcome(failure: Failure, status: DeployStatus) -> DeployOutcome {
+    let (step, error) = (failure.step.to_string(), failure.message);
+    if status == DeployStatus::RolledBack {
+        DeployOutcome::RolledBack { step, error }
+    } else {
+        DeployOutcome::Failed { step, error }
     }
 }
 
@@ -101,8 +108,12 @@ async fn steps(
     })?;
     run.set_status(DeployStatus::Pulling);
     run.pull(&plan).await.map_err(failed)?;
+    // `repo:tag@digest` also for a promotion, whose plan image is `repo@digest` already.
     let image = match &run.deploy.digest {
-        Some(digest) => format!("{}@{digest}", plan.image),
+        Some(digest) => format!(
+            "{}@{digest}",
+            super::rules::image(&plan.project, &run.deploy.tag)
+        ),
         None => plan.image.clone(),
     };
     let name = naming::service_name(&plan.project.name, &plan.stage.name);
@@ -192,11 +203,17 @@ async fn steps(
             "proxy",
             "no domain, no port or no proxy: nothing to route",
         ),
-        (Some(route), Ok(upstreams)) => run.log(
-            LogLevel::Info,
-            "proxy",
-            &format!("{} → {}", route.domain, shown(&upstreams)),
-        ),
+        (Some(route), Ok(upstreams)) => {
+            run.log(
+                LogLevel::Info,
+                "proxy",
+                &format!("{} → {}", route.domain, shown(&upstreams)),
+            );
+            let kind = run.inner.proxy().kind();
+            if let Some(note) = routing_note(kind, &route.domain, &upstreams) {
+                run.log(LogLevel::Warn, "proxy", &note);
+            }
+        }
         (Some(_), Err(message)) => {
             return Err(failed(Failure {
                 step: "proxy",
@@ -211,6 +228,28 @@ fn fail(step: &'static str, error: EngineError) -> Failure {
     Failure {
         step,
         message: error.to_string(),
+    }
+}
+
+/// What the deploy log must say when the proxy cannot spread the stage's domain over
+/// every task: NPM forwards a proxy host to one address, and Traefik reads container
+/// labels, which a swarm service's tasks do not get from docker-watcher.
+pub(super) fn routing_note(
+    kind: crate::store::ProxyKind,
+    domain: &Subdomain,
+    upstreams: &[crate::proxy::Upstream],
+) -> Option<String> {
+    use crate::store::ProxyKind;
+    match kind {
+        ProxyKind::Npm if upstreams.len() > 1 => Some(format!(
+            "Nginx Proxy Manager forwards a proxy host to one address: {domain} goes to the first task only ({}), the other {} get no traffic from it; use Caddy to spread the domain over every task",
+            upstreams[0].address(),
+            upstreams.len() - 1
+        )),
+        ProxyKind::Traefik => Some(format!(
+            "docker-watcher does not route swarm services through Traefik: {domain} is not routed; give the service Traefik's swarm-provider labels yourself, or use Caddy"
+        )),
+        _ => None,
     }
 }
 
@@ -456,6 +495,31 @@ mod tests {
             ..HealthPolicy::default()
         };
         assert_eq!(monitor(&slow), Duration::from_secs(25));
+    }
+
+    #[test]
+    fn the_log_says_when_the_proxy_routes_only_one_task_or_none() {
+        use crate::store::ProxyKind;
+        let domain = Subdomain::parse("shop-prod.example.com").unwrap();
+        let two = [
+            Upstream {
+                host: "127.0.0.1".into(),
+                port: 30001,
+            },
+            Upstream {
+                host: "127.0.0.1".into(),
+                port: 30002,
+            },
+        ];
+        let npm = routing_note(ProxyKind::Npm, &domain, &two).unwrap();
+        assert!(npm.contains("first task only (127.0.0.1:30001)"), "{npm}");
+        assert_eq!(routing_note(ProxyKind::Npm, &domain, &two[..1]), None);
+        assert!(
+            routing_note(ProxyKind::Traefik, &domain, &two)
+                .unwrap()
+                .contains("not routed")
+        );
+        assert_eq!(routing_note(ProxyKind::Caddy, &domain, &two), None);
     }
 
     #[test]
