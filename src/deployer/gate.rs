@@ -16,7 +16,8 @@ use crate::audit::{self, Actor, Target};
 use crate::notify::Notification;
 use crate::release::Windows;
 use crate::store::{
-    Admission, Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError, Trigger,
+    Admission, Admitted, Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError,
+    Trigger,
 };
 
 use super::ops::OpsError;
@@ -105,7 +106,7 @@ impl Deployer {
             (DeployStatus::Pending, None)
         };
         let (promoted_from_stage_id, from_deploy) = origin.promoted_from.unzip();
-        let admitted = store.admit_deploy(&Admission {
+        let mut admission = Admission {
             deploy: NewDeploy {
                 project_id: request.project_id,
                 stage_id: request.stage_id,
@@ -122,7 +123,32 @@ impl Deployer {
             log,
             audit: entries,
             supersedes: waiting.iter().map(|w| w.id).collect(),
-        })?;
+        };
+        if status == DeployStatus::Pending {
+            // Queued under the lane's lock, with the queued requests it supersedes in the
+            // same transaction; its events go out before its worker can start it.
+            return self.queue.enqueue_admitted(stage.id, automatic, |queued| {
+                admission.supersedes.extend_from_slice(queued);
+                let deploy = self.recorded(store.admit_deploy(&admission)?);
+                Ok((deploy.id, deploy.id))
+            });
+        }
+        let deploy = self.recorded(store.admit_deploy(&admission)?);
+        self.inner.publish_status(
+            &deploy.id,
+            deploy.project_id,
+            deploy.stage_id,
+            &deploy.tag,
+            status,
+        );
+        if status == DeployStatus::AwaitingApproval {
+            self.notify_approval_needed(&deploy, &stage);
+        }
+        Ok(deploy.id)
+    }
+
+    /// Publishes what an admission wrote; the new deploy's status when it is queued.
+    fn recorded(&self, admitted: Admitted) -> Deploy {
         for entry in admitted.log {
             self.inner.logged(entry);
         }
@@ -130,22 +156,16 @@ impl Deployer {
             self.inner.superseded(superseded);
         }
         let deploy = admitted.deploy;
-        match status {
-            DeployStatus::Pending => self.enqueue(&deploy),
-            parked => {
-                self.inner.publish_status(
-                    &deploy.id,
-                    deploy.project_id,
-                    deploy.stage_id,
-                    &deploy.tag,
-                    parked,
-                );
-                if parked == DeployStatus::AwaitingApproval {
-                    self.notify_approval_needed(&deploy, &stage);
-                }
-            }
+        if deploy.status == DeployStatus::Pending {
+            self.inner.publish_status(
+                &deploy.id,
+                deploy.project_id,
+                deploy.stage_id,
+                &deploy.tag,
+                DeployStatus::Pending,
+            );
         }
-        Ok(deploy.id)
+        deploy
     }
 
     /// Approves a deploy waiting for approval. Once enough distinct approvers agreed it
