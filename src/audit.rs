@@ -87,6 +87,27 @@ pub fn record(
     record_change(store, actor, action, target, detail, None, None);
 }
 
+/// One entry, not written yet (for a store transaction that writes it with its change).
+pub fn entry(
+    actor: &Actor,
+    action: &str,
+    target: Target,
+    detail: impl Into<String>,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        actor_kind: Some(actor.kind),
+        actor: actor.name.clone(),
+        action: action.to_string(),
+        target_kind: target.kind.to_string(),
+        target_id: target.id,
+        target_name: target.name,
+        project_id: target.project_id,
+        detail: detail.into(),
+        before: None,
+        after: None,
+    }
+}
+
 /// Writes one entry with the resource before and after a change.
 pub fn record_change(
     store: &Store,
@@ -98,16 +119,9 @@ pub fn record_change(
     after: Option<serde_json::Value>,
 ) {
     let entry = NewAuditEntry {
-        actor_kind: Some(actor.kind),
-        actor: actor.name.clone(),
-        action: action.to_string(),
-        target_kind: target.kind.to_string(),
-        target_id: target.id,
-        target_name: target.name,
-        project_id: target.project_id,
-        detail: detail.into(),
         before,
         after,
+        ..entry(actor, action, target, detail)
     };
     if let Err(e) = store.append_audit(&entry) {
         tracing::warn!(action, "cannot write the audit log: {e}");

@@ -16,7 +16,8 @@ use crate::audit::{self, Actor, Target};
 use crate::notify::Notification;
 use crate::release::Windows;
 use crate::store::{
-    Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError, Trigger,
+    Admission, Admitted, Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError,
+    Trigger,
 };
 
 use super::ops::OpsError;
@@ -49,24 +50,7 @@ impl Deployer {
             );
             return Ok(same.id);
         }
-        let deploy = store.create_deploy(&NewDeploy {
-            project_id: request.project_id,
-            stage_id: request.stage_id,
-            tag: request.tag.clone(),
-            digest: request.digest.clone(),
-            trigger: request.trigger,
-            detected_at: request.detected_at,
-        })?;
         let origin = &request.origin;
-        if origin.promoted_from.is_some() || origin.outside_window {
-            let (from_stage, from_deploy) = origin.promoted_from.unzip();
-            store.set_deploy_origin(
-                deploy.id,
-                from_stage,
-                from_deploy.flatten(),
-                origin.outside_window,
-            )?;
-        }
         let actor = origin
             .actor
             .clone()
@@ -80,29 +64,108 @@ impl Deployer {
                 request.digest.as_deref().unwrap_or("no digest")
             );
         }
-        self.inner
-            .log(deploy.id, LogLevel::Info, "queue", &requested);
-        audit::record(
-            store,
-            &actor,
-            if origin.promoted_from.is_some() {
-                "deploy.promote"
-            } else {
-                "deploy.request"
-            },
-            deploy_target(&deploy, &stage),
-            requested,
-        );
-        for older in waiting {
-            self.inner.supersede(older.id, deploy.id);
-        }
-        let deploy = store.get_deploy(deploy.id)?;
-        if stage.release.approvals_required > 0 {
-            self.await_approval(&deploy, &stage)?;
+        // Every row of the request in one store transaction (one commit, all or nothing):
+        // the deploy, already parked where it waits, its log, its audit, the ones it replaces.
+        let target = Target {
+            kind: "deploy",
+            id: None,
+            name: Some(format!("{} {}", stage.name, request.tag)),
+            project_id: Some(request.project_id),
+        };
+        let action = if origin.promoted_from.is_some() {
+            "deploy.promote"
         } else {
-            self.release(&deploy, &stage)?;
+            "deploy.request"
+        };
+        let mut log = vec![(LogLevel::Info, "queue", requested.clone())];
+        let mut entries = vec![audit::entry(&actor, action, target.clone(), requested)];
+        let now = Utc::now();
+        let (status, approval_expires_at) = if stage.release.approvals_required > 0 {
+            let expires =
+                now + chrono::Duration::seconds(i64::from(stage.release.approval_timeout_secs));
+            log.push((
+                LogLevel::Info,
+                "approval",
+                format!(
+                    "waiting for {} approval(s) until {}",
+                    stage.release.approvals_required,
+                    expires.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            ));
+            (DeployStatus::AwaitingApproval, Some(expires))
+        } else if let Some(message) = held_by_windows(&stage, origin.outside_window, now) {
+            log.push((LogLevel::Info, "window", message.clone()));
+            entries.push(audit::entry(
+                &Actor::system(),
+                "deploy.schedule",
+                target,
+                message,
+            ));
+            (DeployStatus::Scheduled, None)
+        } else {
+            (DeployStatus::Pending, None)
+        };
+        let (promoted_from_stage_id, from_deploy) = origin.promoted_from.unzip();
+        let mut admission = Admission {
+            deploy: NewDeploy {
+                project_id: request.project_id,
+                stage_id: request.stage_id,
+                tag: request.tag.clone(),
+                digest: request.digest.clone(),
+                trigger: request.trigger,
+                detected_at: request.detected_at,
+            },
+            status,
+            promoted_from_stage_id,
+            promoted_from_deploy_id: from_deploy.flatten(),
+            outside_window: origin.outside_window,
+            approval_expires_at,
+            log,
+            audit: entries,
+            supersedes: waiting.iter().map(|w| w.id).collect(),
+        };
+        if status == DeployStatus::Pending {
+            // Queued under the lane's lock, with the queued requests it supersedes in the
+            // same transaction; its events go out before its worker can start it.
+            return self.queue.enqueue_admitted(stage.id, automatic, |queued| {
+                admission.supersedes.extend_from_slice(queued);
+                let deploy = self.recorded(store.admit_deploy(&admission)?);
+                Ok((deploy.id, deploy.id))
+            });
+        }
+        let deploy = self.recorded(store.admit_deploy(&admission)?);
+        self.inner.publish_status(
+            &deploy.id,
+            deploy.project_id,
+            deploy.stage_id,
+            &deploy.tag,
+            status,
+        );
+        if status == DeployStatus::AwaitingApproval {
+            self.notify_approval_needed(&deploy, &stage);
         }
         Ok(deploy.id)
+    }
+
+    /// Publishes what an admission wrote; the new deploy's status when it is queued.
+    fn recorded(&self, admitted: Admitted) -> Deploy {
+        for entry in admitted.log {
+            self.inner.logged(entry);
+        }
+        for superseded in admitted.superseded {
+            self.inner.superseded(superseded);
+        }
+        let deploy = admitted.deploy;
+        if deploy.status == DeployStatus::Pending {
+            self.inner.publish_status(
+                &deploy.id,
+                deploy.project_id,
+                deploy.stage_id,
+                &deploy.tag,
+                DeployStatus::Pending,
+            );
+        }
+        deploy
     }
 
     /// Approves a deploy waiting for approval. Once enough distinct approvers agreed it
@@ -289,72 +352,31 @@ impl Deployer {
         Ok((deploy, stage))
     }
 
-    fn await_approval(&self, deploy: &Deploy, stage: &Stage) -> Result<(), StoreError> {
+    /// A deploy that may go: queued when its stage's window is open (or it may start
+    /// outside it), else parked as `scheduled`.
+    fn release(&self, deploy: &Deploy, stage: &Stage) -> Result<(), StoreError> {
+        let Some(message) = held_by_windows(stage, deploy.outside_window, Utc::now()) else {
+            self.enqueue(deploy);
+            return Ok(());
+        };
         let store = &self.inner.store;
-        let expires =
-            Utc::now() + chrono::Duration::seconds(i64::from(stage.release.approval_timeout_secs));
-        store.set_deploy_approval_deadline(deploy.id, expires)?;
-        store.move_waiting_deploy(
-            deploy.id,
-            DeployStatus::Pending,
-            DeployStatus::AwaitingApproval,
-        )?;
-        let message = format!(
-            "waiting for {} approval(s) until {}",
-            stage.release.approvals_required,
-            expires.format("%Y-%m-%d %H:%M:%S UTC")
-        );
+        store.move_waiting_deploy(deploy.id, DeployStatus::Pending, DeployStatus::Scheduled)?;
         self.inner
-            .log(deploy.id, LogLevel::Info, "approval", &message);
+            .log(deploy.id, LogLevel::Info, "window", &message);
         self.inner.publish_status(
             &deploy.id,
             deploy.project_id,
             deploy.stage_id,
             &deploy.tag,
-            DeployStatus::AwaitingApproval,
+            DeployStatus::Scheduled,
         );
-        self.notify_approval_needed(deploy, stage);
-        Ok(())
-    }
-
-    /// A deploy that may go: queued when its stage's window is open (or it may start
-    /// outside it), else parked as `scheduled`.
-    fn release(&self, deploy: &Deploy, stage: &Stage) -> Result<(), StoreError> {
-        let now = Utc::now();
-        match windows_of(stage) {
-            Some(windows) if !deploy.outside_window && !windows.is_open(now) => {
-                let store = &self.inner.store;
-                store.move_waiting_deploy(
-                    deploy.id,
-                    DeployStatus::Pending,
-                    DeployStatus::Scheduled,
-                )?;
-                let message = match windows.next_open(now) {
-                    Some(at) => format!(
-                        "outside the deploy windows; waits until {}",
-                        at.format("%Y-%m-%d %H:%M:%S UTC")
-                    ),
-                    None => "outside the deploy windows; waits for the next one".to_string(),
-                };
-                self.inner
-                    .log(deploy.id, LogLevel::Info, "window", &message);
-                self.inner.publish_status(
-                    &deploy.id,
-                    deploy.project_id,
-                    deploy.stage_id,
-                    &deploy.tag,
-                    DeployStatus::Scheduled,
-                );
-                audit::record(
-                    store,
-                    &Actor::system(),
-                    "deploy.schedule",
-                    deploy_target(deploy, stage),
-                    message,
-                );
-            }
-            _ => self.enqueue(deploy),
-        }
+        audit::record(
+            store,
+            &Actor::system(),
+            "deploy.schedule",
+            deploy_target(deploy, stage),
+            message,
+        );
         Ok(())
     }
 
@@ -415,6 +437,26 @@ fn windows_of(stage: &Stage) -> Option<Windows> {
             None
         }
     }
+}
+
+/// Why a deploy that may go waits instead: the stage's windows are shut now (and a person
+/// did not choose to deploy outside them). `None` when it may be queued.
+fn held_by_windows(
+    stage: &Stage,
+    outside_window: bool,
+    now: chrono::DateTime<Utc>,
+) -> Option<String> {
+    let windows = windows_of(stage)?;
+    if outside_window || windows.is_open(now) {
+        return None;
+    }
+    Some(match windows.next_open(now) {
+        Some(at) => format!(
+            "outside the deploy windows; waits until {}",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => "outside the deploy windows; waits for the next one".to_string(),
+    })
 }
 
 /// Who asked, when no person did: the detector behind the trigger.

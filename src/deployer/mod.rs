@@ -32,7 +32,7 @@ use std::sync::Arc;
 use crate::docker::Engine;
 use crate::notify::Notifier;
 use crate::proxy::Proxy;
-use crate::store::{DeployStatus, LogLevel, Store, StoreError};
+use crate::store::{DeployLogEntry, DeployStatus, LogLevel, Store, StoreError, Superseded};
 
 pub use crate::trigger::{DeployRequest, DeployTrigger};
 pub use containers::{Containers, DockerContainers};
@@ -311,14 +311,18 @@ impl Inner {
             .store
             .append_deploy_log(deploy_id, level, step, message)
         {
-            Ok(entry) => self.events.publish(DeployEvent::Log(entry)),
-            Err(e) => tracing::warn!(deploy_id, "cannot write deploy log: {e}"),
+            Ok(entry) => self.logged(entry),
+            Err(e) => {
+                tracing::warn!(deploy_id, "cannot write deploy log: {e}");
+                trace_log(deploy_id, level, step, message);
+            }
         }
-        match level {
-            LogLevel::Error => tracing::warn!(deploy_id, step, "{message}"),
-            LogLevel::Debug => tracing::debug!(deploy_id, step, "{message}"),
-            _ => tracing::info!(deploy_id, step, "{message}"),
-        }
+    }
+
+    /// Publishes a log line already written (by a store transaction).
+    fn logged(&self, entry: DeployLogEntry) {
+        trace_log(entry.deploy_id, entry.level, &entry.step, &entry.message);
+        self.events.publish(DeployEvent::Log(entry));
     }
 
     fn publish_status(
@@ -339,28 +343,31 @@ impl Inner {
     }
 
     fn supersede(&self, deploy_id: i64, by: i64) {
-        // Logged before the status changes: a log stream closes at the final status.
-        self.log(
-            deploy_id,
-            LogLevel::Info,
-            "queue",
-            &format!("superseded by deploy {by}"),
+        match self.store.supersede_deploy(deploy_id, by) {
+            Ok(superseded) => self.superseded(superseded),
+            Err(e) => tracing::warn!(deploy_id, "cannot mark deploy superseded: {e}"),
+        }
+    }
+
+    /// Publishes a supersession already written (its log line, then its status).
+    fn superseded(&self, superseded: Superseded) {
+        let deploy = superseded.deploy;
+        self.logged(superseded.log);
+        self.publish_status(
+            &deploy.id,
+            deploy.project_id,
+            deploy.stage_id,
+            &deploy.tag,
+            DeployStatus::Superseded,
         );
-        if let Err(e) = self
-            .store
-            .set_deploy_status(deploy_id, DeployStatus::Superseded)
-        {
-            tracing::warn!(deploy_id, "cannot mark deploy superseded: {e}");
-            return;
-        }
-        if let Ok(deploy) = self.store.get_deploy(deploy_id) {
-            self.publish_status(
-                &deploy_id,
-                deploy.project_id,
-                deploy.stage_id,
-                &deploy.tag,
-                DeployStatus::Superseded,
-            );
-        }
+    }
+}
+
+/// A deploy's log line in the daemon's own log too.
+fn trace_log(deploy_id: i64, level: LogLevel, step: &str, message: &str) {
+    match level {
+        LogLevel::Error => tracing::warn!(deploy_id, step, "{message}"),
+        LogLevel::Debug => tracing::debug!(deploy_id, step, "{message}"),
+        _ => tracing::info!(deploy_id, step, "{message}"),
     }
 }

@@ -44,17 +44,40 @@ impl DeployQueue {
     /// Queues `deploy_id` on its stage's lane and returns the ids of the waiting requests it
     /// superseded (the caller records them as such).
     pub fn enqueue(&self, stage_id: i64, deploy_id: i64, automatic: bool) -> Vec<i64> {
+        self.enqueue_admitted(stage_id, automatic, |superseded| {
+            Ok::<_, std::convert::Infallible>((deploy_id, superseded.to_vec()))
+        })
+        .unwrap_or_else(|never| match never {})
+    }
+
+    /// Queues the deploy `admit` records on `stage_id`'s lane. `admit` is given the waiting
+    /// requests the new one supersedes (the automatic ones, for an automatic request) and
+    /// runs under the lanes' lock, so none of them starts meanwhile; it returns the new
+    /// deploy's id. Only when it succeeds do they leave the lane and the deploy join it.
+    pub fn enqueue_admitted<T, E>(
+        &self,
+        stage_id: i64,
+        automatic: bool,
+        admit: impl FnOnce(&[i64]) -> Result<(i64, T), E>,
+    ) -> Result<T, E> {
         let mut lanes = self.lock();
         let lane = lanes.entry(stage_id).or_default();
-        let mut superseded = Vec::new();
-        if automatic {
-            lane.waiting.retain(|w| {
-                if w.automatic {
-                    superseded.push(w.deploy_id);
+        let superseded: Vec<i64> = lane
+            .waiting
+            .iter()
+            .filter(|w| automatic && w.automatic)
+            .map(|w| w.deploy_id)
+            .collect();
+        let (deploy_id, admitted) = match admit(&superseded) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                if lane.running.is_none() && lane.waiting.is_empty() {
+                    lanes.remove(&stage_id);
                 }
-                !w.automatic
-            });
-        }
+                return Err(e);
+            }
+        };
+        lane.waiting.retain(|w| !superseded.contains(&w.deploy_id));
         lane.waiting.push_back(Waiting {
             deploy_id,
             automatic,
@@ -62,7 +85,7 @@ impl DeployQueue {
         if lane.running.is_none() {
             self.start_worker(stage_id, lane);
         }
-        superseded
+        Ok(admitted)
     }
 
     /// The deploy running on a stage, if any.
@@ -149,6 +172,30 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("queue never went idle");
+    }
+
+    #[tokio::test]
+    async fn a_failed_admission_supersedes_nothing_and_queues_nothing() {
+        let (run, ran, gate) = recording_runner();
+        let queue = DeployQueue::new(run);
+        queue.enqueue(1, 10, true);
+        queue.enqueue(1, 11, true);
+        let failed = queue.enqueue_admitted(1, true, |superseded| {
+            assert_eq!(superseded, [11]);
+            Err::<(i64, ()), _>("the store refused")
+        });
+        assert_eq!(failed, Err("the store refused"));
+        assert!(
+            queue
+                .enqueue_admitted(2, true, |_| Err::<(i64, ()), _>("refused"))
+                .is_err()
+        );
+        release_until_idle(&queue, &gate).await;
+        assert_eq!(
+            *ran.lock().unwrap(),
+            vec![10, 11],
+            "11 still ran; 12 never queued"
+        );
     }
 
     #[tokio::test]

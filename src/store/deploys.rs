@@ -1,7 +1,7 @@
 //! Deploys (one attempt to bring a tag to a stage) and their step-by-step logs.
 
 use chrono::{DateTime, Utc};
-use rusqlite::Row;
+use rusqlite::{Connection, Row};
 
 use super::{
     Store, StoreResult, changed_or_not_found, now, one, parse_column, parse_opt_time, parse_time,
@@ -171,35 +171,13 @@ pub struct DeployFilter {
 
 impl Store {
     pub fn create_deploy(&self, new: &NewDeploy) -> StoreResult<Deploy> {
-        let id = {
-            let conn = self.conn();
-            conn.prepare_cached(
-                "INSERT INTO deploys (project_id, stage_id, tag, digest, trigger, status, detected_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
-            )?
-            .execute(rusqlite::params![
-                    new.project_id,
-                    new.stage_id,
-                    new.tag,
-                    new.digest,
-                    new.trigger.as_str(),
-                    new.detected_at.map(timestamp),
-                    now(),
-                ])?;
-            conn.last_insert_rowid()
-        };
-        self.get_deploy(id)
+        let conn = self.conn();
+        let id = insert(&conn, new, &Placement::default())?;
+        get(&conn, id)
     }
 
     pub fn get_deploy(&self, id: i64) -> StoreResult<Deploy> {
-        one(
-            &self.conn(),
-            &format!("SELECT {COLUMNS} FROM deploys WHERE id = ?1"),
-            [id],
-            from_row,
-            "deploy",
-            id,
-        )
+        get(&self.conn(), id)
     }
 
     /// Newest first.
@@ -266,17 +244,7 @@ impl Store {
     /// Moves a deploy to `status`; sets `started_at` on the first move out of pending and
     /// `finished_at` on a final status.
     pub fn set_deploy_status(&self, id: i64, status: DeployStatus) -> StoreResult<()> {
-        let at = now();
-        let changed = self
-            .conn()
-            .prepare_cached(
-                "UPDATE deploys SET status = ?2,
-                started_at = CASE WHEN started_at IS NULL AND ?2 != 'pending' THEN ?3 ELSE started_at END,
-                finished_at = CASE WHEN ?4 THEN ?3 ELSE finished_at END
-             WHERE id = ?1",
-            )?
-            .execute((id, status.as_str(), &at, status.is_final()))?;
-        changed_or_not_found(changed, "deploy", id)
+        set_status(&self.conn(), id, status)
     }
 
     /// Finishes a deploy as `failed` or `rolled_back` with the step and reason.
@@ -319,21 +287,7 @@ impl Store {
         step: &str,
         message: &str,
     ) -> StoreResult<DeployLogEntry> {
-        let conn = self.conn();
-        // Truncated to what the column keeps, so the entry returned equals the one read back.
-        let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
-        conn.prepare_cached(
-            "INSERT INTO deploy_logs (deploy_id, at, level, step, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute((deploy_id, timestamp(at), level.as_str(), step, message))?;
-        Ok(DeployLogEntry {
-            id: conn.last_insert_rowid(),
-            deploy_id,
-            at,
-            level,
-            step: step.to_string(),
-            message: message.to_string(),
-        })
+        append_log(&self.conn(), deploy_id, level, step, message)
     }
 
     /// The deploy's log entries with an id above `after_id` (0 for all), in order.
@@ -346,4 +300,104 @@ impl Store {
         let rows = statement.query_map((deploy_id, after_id), log_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Where a new deploy starts and where it came from; the default is a plain `pending` one.
+#[derive(Clone, Debug)]
+pub(super) struct Placement {
+    pub status: DeployStatus,
+    pub promoted_from_stage_id: Option<i64>,
+    pub promoted_from_deploy_id: Option<i64>,
+    pub outside_window: bool,
+    pub approval_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement {
+            status: DeployStatus::Pending,
+            promoted_from_stage_id: None,
+            promoted_from_deploy_id: None,
+            outside_window: false,
+            approval_expires_at: None,
+        }
+    }
+}
+
+/// Inserts a deploy on `conn` (the connection or a transaction of the caller) and
+/// returns its id.
+pub(super) fn insert(
+    conn: &Connection,
+    new: &NewDeploy,
+    placement: &Placement,
+) -> StoreResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO deploys (project_id, stage_id, tag, digest, trigger, status, detected_at,
+            created_at, promoted_from_stage_id, promoted_from_deploy_id, outside_window,
+            approval_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(rusqlite::params![
+        new.project_id,
+        new.stage_id,
+        new.tag,
+        new.digest,
+        new.trigger.as_str(),
+        placement.status.as_str(),
+        new.detected_at.map(timestamp),
+        now(),
+        placement.promoted_from_stage_id,
+        placement.promoted_from_deploy_id,
+        placement.outside_window,
+        placement.approval_expires_at.map(timestamp),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn get(conn: &Connection, id: i64) -> StoreResult<Deploy> {
+    one(
+        conn,
+        &format!("SELECT {COLUMNS} FROM deploys WHERE id = ?1"),
+        [id],
+        from_row,
+        "deploy",
+        id,
+    )
+}
+
+/// See [`Store::set_deploy_status`].
+pub(super) fn set_status(conn: &Connection, id: i64, status: DeployStatus) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deploys SET status = ?2,
+                started_at = CASE WHEN started_at IS NULL AND ?2 != 'pending' THEN ?3 ELSE started_at END,
+                finished_at = CASE WHEN ?4 THEN ?3 ELSE finished_at END
+             WHERE id = ?1",
+        )?
+        .execute((id, status.as_str(), now(), status.is_final()))?;
+    changed_or_not_found(changed, "deploy", id)
+}
+
+/// See [`Store::append_deploy_log`].
+pub(super) fn append_log(
+    conn: &Connection,
+    deploy_id: i64,
+    level: LogLevel,
+    step: &str,
+    message: &str,
+) -> StoreResult<DeployLogEntry> {
+    // Truncated to what the column keeps, so the entry returned equals the one read back.
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+    conn.prepare_cached(
+        "INSERT INTO deploy_logs (deploy_id, at, level, step, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((deploy_id, timestamp(at), level.as_str(), step, message))?;
+    Ok(DeployLogEntry {
+        id: conn.last_insert_rowid(),
+        deploy_id,
+        at,
+        level,
+        step: step.to_string(),
+        message: message.to_string(),
+    })
 }

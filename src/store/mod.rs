@@ -11,6 +11,7 @@
 //! Calls are synchronous and short (one statement or one small transaction on a local
 //! file), so async callers make them directly; the connection sits behind a mutex.
 
+mod admission;
 mod config_cache;
 mod deploys;
 mod env;
@@ -37,6 +38,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::crypto::{CryptoError, Sealer};
 
+pub use admission::{Admission, Admitted, Superseded};
 pub use config_cache::{ProjectWithStages, WebhookView};
 pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,

@@ -214,26 +214,7 @@ impl Store {
     }
 
     pub fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO audit_log (at, actor_kind, actor, action, target_kind, target_id,
-                target_name, project_id, detail, before_json, after_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(rusqlite::params![
-            now(),
-            entry.actor_kind.unwrap_or(ActorKind::System).as_str(),
-            entry.actor,
-            entry.action,
-            entry.target_kind,
-            entry.target_id,
-            entry.target_name,
-            entry.project_id,
-            entry.detail,
-            entry.before.as_ref().map(serde_json::Value::to_string),
-            entry.after.as_ref().map(serde_json::Value::to_string),
-        ])?;
-        Ok(conn.last_insert_rowid())
+        append_audit(&self.conn(), entry)
     }
 
     /// Audit entries, newest first.
@@ -301,6 +282,29 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// See [`Store::append_audit`]; on the caller's connection or transaction.
+pub(super) fn append_audit(conn: &rusqlite::Connection, entry: &NewAuditEntry) -> StoreResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at, actor_kind, actor, action, target_kind, target_id,
+            target_name, project_id, detail, before_json, after_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(rusqlite::params![
+        now(),
+        entry.actor_kind.unwrap_or(ActorKind::System).as_str(),
+        entry.actor,
+        entry.action,
+        entry.target_kind,
+        entry.target_id,
+        entry.target_name,
+        entry.project_id,
+        entry.detail,
+        entry.before.as_ref().map(serde_json::Value::to_string),
+        entry.after.as_ref().map(serde_json::Value::to_string),
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 #[cfg(test)]

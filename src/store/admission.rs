@@ -1,0 +1,263 @@
+//! A deploy request's writes as one transaction: the deploy (already in the status it
+//! starts in), its first log lines, its audit entries, and the waiting deploys it
+//! supersedes. One commit instead of one per row: the commits were most of a
+//! deploy-starting webhook's cost, and a failure half-way leaves nothing behind.
+//!
+//! Durability is the store's: WAL with `synchronous=NORMAL`, so a committed admission
+//! survives a crash of the daemon (not necessarily a power cut of the host).
+
+use chrono::{DateTime, Utc};
+
+use super::deploys::{self, Deploy, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Placement};
+use super::release::{self, NewAuditEntry};
+use super::{Store, StoreResult};
+
+/// Everything a new deploy is recorded with.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    pub deploy: NewDeploy,
+    /// `pending` (the queue's next), `awaiting_approval` or `scheduled`.
+    pub status: DeployStatus,
+    pub promoted_from_stage_id: Option<i64>,
+    pub promoted_from_deploy_id: Option<i64>,
+    pub outside_window: bool,
+    pub approval_expires_at: Option<DateTime<Utc>>,
+    /// Its first log lines: level, step, message.
+    pub log: Vec<(LogLevel, &'static str, String)>,
+    /// Audit entries about it; each one's target id becomes the new deploy's.
+    pub audit: Vec<NewAuditEntry>,
+    /// Waiting deploys it replaces (marked `superseded`, with a log line saying by which).
+    pub supersedes: Vec<i64>,
+}
+
+/// What an admission wrote, for the caller to publish.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    pub deploy: Deploy,
+    pub log: Vec<DeployLogEntry>,
+    pub superseded: Vec<Superseded>,
+}
+
+/// A deploy marked superseded, and the log line that says by which.
+#[derive(Clone, Debug)]
+pub struct Superseded {
+    pub deploy: Deploy,
+    pub log: DeployLogEntry,
+}
+
+impl Store {
+    /// Records a deploy request in one transaction (see the module); on any error nothing
+    /// of it is written.
+    pub fn admit_deploy(&self, admission: &Admission) -> StoreResult<Admitted> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id = deploys::insert(
+            &tx,
+            &admission.deploy,
+            &Placement {
+                status: admission.status,
+                promoted_from_stage_id: admission.promoted_from_stage_id,
+                promoted_from_deploy_id: admission.promoted_from_deploy_id,
+                outside_window: admission.outside_window,
+                approval_expires_at: admission.approval_expires_at,
+            },
+        )?;
+        let log = admission
+            .log
+            .iter()
+            .map(|(level, step, message)| deploys::append_log(&tx, id, *level, step, message))
+            .collect::<StoreResult<Vec<_>>>()?;
+        for entry in &admission.audit {
+            release::append_audit(
+                &tx,
+                &NewAuditEntry {
+                    target_id: Some(id),
+                    ..entry.clone()
+                },
+            )?;
+        }
+        let superseded = admission
+            .supersedes
+            .iter()
+            .map(|older| supersede(&tx, *older, id))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let deploy = deploys::get(&tx, id)?;
+        tx.commit()?;
+        Ok(Admitted {
+            deploy,
+            log,
+            superseded,
+        })
+    }
+
+    /// Marks deploy `id` superseded by deploy `by`, with its log line, in one transaction.
+    pub fn supersede_deploy(&self, id: i64, by: i64) -> StoreResult<Superseded> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let superseded = supersede(&tx, id, by)?;
+        tx.commit()?;
+        Ok(superseded)
+    }
+}
+
+fn supersede(conn: &rusqlite::Connection, id: i64, by: i64) -> StoreResult<Superseded> {
+    // Logged before the status changes: a log stream closes at the final status.
+    let log = deploys::append_log(
+        conn,
+        id,
+        LogLevel::Info,
+        "queue",
+        &format!("superseded by deploy {by}"),
+    )?;
+    deploys::set_status(conn, id, DeployStatus::Superseded)?;
+    Ok(Superseded {
+        deploy: deploys::get(conn, id)?,
+        log,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MasterKey, Sealer};
+    use crate::store::{AuditFilter, DeployFilter, NewProject, NewStage, Trigger};
+
+    fn shop() -> (tempfile::TempDir, MasterKey, Store, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::generate();
+        let store = Store::open(dir.path(), Sealer::new(key.clone())).unwrap();
+        let project = store
+            .create_project(&NewProject {
+                name: "shop".into(),
+                image: "registry.example.com/shop".into(),
+                container_port: 8080,
+                ..Default::default()
+            })
+            .unwrap();
+        let stage = store
+            .create_stage(&NewStage::defaults(project.id, "dev"))
+            .unwrap();
+        (dir, key, store, project.id, stage.id)
+    }
+
+    fn request(project_id: i64, stage_id: i64, tag: &str, supersedes: Vec<i64>) -> Admission {
+        Admission {
+            deploy: NewDeploy {
+                project_id,
+                stage_id,
+                tag: tag.into(),
+                digest: Some("sha256:aa".into()),
+                trigger: Trigger::Webhook,
+                detected_at: None,
+            },
+            status: DeployStatus::Scheduled,
+            promoted_from_stage_id: None,
+            promoted_from_deploy_id: None,
+            outside_window: false,
+            approval_expires_at: None,
+            log: vec![(LogLevel::Info, "queue", format!("webhook requested {tag}"))],
+            audit: vec![NewAuditEntry {
+                actor_kind: None,
+                actor: "webhook".into(),
+                action: "deploy.request".into(),
+                target_kind: "deploy".into(),
+                target_id: None,
+                target_name: Some(format!("dev {tag}")),
+                project_id: Some(project_id),
+                detail: format!("webhook requested {tag}"),
+                before: None,
+                after: None,
+            }],
+            supersedes,
+        }
+    }
+
+    fn deploys(store: &Store) -> Vec<Deploy> {
+        store
+            .list_deploys(&DeployFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    fn audit_count(store: &Store) -> usize {
+        store
+            .list_audit(&AuditFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn an_admission_writes_the_deploy_its_log_its_audit_and_supersedes_the_waiting_one() {
+        let (_dir, _key, store, project, stage) = shop();
+        let first = store
+            .admit_deploy(&request(project, stage, "v1", vec![]))
+            .unwrap();
+        let second = store
+            .admit_deploy(&request(project, stage, "v2", vec![first.deploy.id]))
+            .unwrap();
+        assert_eq!(second.deploy.status, DeployStatus::Scheduled);
+        assert_eq!(second.deploy.tag, "v2");
+        let old = store.get_deploy(first.deploy.id).unwrap();
+        assert_eq!(old.status, DeployStatus::Superseded);
+        assert!(old.finished_at.is_some());
+        let messages = |id| {
+            store
+                .deploy_logs(id, 0)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.message)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            messages(first.deploy.id),
+            vec![
+                "webhook requested v1".to_string(),
+                format!("superseded by deploy {}", second.deploy.id)
+            ]
+        );
+        assert_eq!(messages(second.deploy.id), vec!["webhook requested v2"]);
+        assert_eq!(second.log[0].message, "webhook requested v2");
+        assert_eq!(second.superseded[0].deploy, old);
+        let audit = store
+            .list_audit(&AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(audit[0].target_id, Some(second.deploy.id));
+        assert_eq!(audit[0].action, "deploy.request");
+    }
+
+    /// The waiting deploy to supersede second is gone (a deploy id that does not exist):
+    /// the transaction fails after the new deploy, its log, its audit entry and the first
+    /// supersession were written, and none of them may stay.
+    #[test]
+    fn a_failure_inside_the_admission_leaves_nothing_half_written() {
+        let (dir, key, store, project, stage) = shop();
+        let waiting = store
+            .admit_deploy(&request(project, stage, "v1", vec![]))
+            .unwrap()
+            .deploy;
+        let audits = audit_count(&store);
+        let error = store
+            .admit_deploy(&request(project, stage, "v2", vec![waiting.id, 9_999]))
+            .unwrap_err();
+        assert!(error.to_string().contains("does not exist"), "{error}");
+        drop(store);
+        // Read back from the file, as the next start of the daemon would.
+        let store = Store::open(dir.path(), Sealer::new(key)).unwrap();
+        assert_eq!(deploys(&store), vec![waiting.clone()], "no v2 deploy row");
+        assert_eq!(
+            store.get_deploy(waiting.id).unwrap().status,
+            DeployStatus::Scheduled,
+            "the waiting deploy is not superseded"
+        );
+        assert_eq!(store.deploy_logs(waiting.id, 0).unwrap().len(), 1);
+        assert_eq!(audit_count(&store), audits, "no audit entry");
+    }
+}
