@@ -14,6 +14,7 @@
 //! as a child process; dockerd, docker-registry, caddy and the `dw-test/app` images are
 //! what `./dev services` sets up. Everything stays on 127.0.0.1. Asserts nothing beyond
 //! "it worked"; the figures are for people.
+//! `DW_BENCH_KEEP=1` keeps the daemon's data folder (stopped gracefully) and prints its path.
 
 #[path = "parts/daemon.rs"]
 mod daemon;
@@ -320,6 +321,12 @@ async fn run() {
     }
 
     cleanup(&prefix);
+    if std::env::var_os("DW_BENCH_KEEP").is_some() {
+        println!(
+            "data folder kept in {}",
+            daemon.stop_and_keep().await.display()
+        );
+    }
 
     if wants("poll") {
         let stages = rounds("DW_BENCH_POLL_STAGES", 10_000);

@@ -51,6 +51,25 @@ impl Daemon {
     /// Stops it (SIGTERM, as systemd would) and starts it again on the same data folder;
     /// how long from spawn to ready.
     pub async fn restart(&mut self) -> Duration {
+        self.stop().await;
+        self.spawn().await
+    }
+
+    /// Stops it gracefully (SIGTERM) and keeps its data folder, its log and its last memory
+    /// map (`smaps`) for a look afterwards (`DW_BENCH_KEEP`); the folder's path.
+    pub async fn stop_and_keep(mut self) -> PathBuf {
+        // Where its memory is, mapping by mapping, as it was idle.
+        let _ = std::fs::copy(
+            format!("/proc/{}/smaps", self.pid()),
+            self.dir.path().join("smaps"),
+        );
+        self.stop().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        dir.keep()
+    }
+
+    /// SIGTERM, as systemd would, then a kill if it has not stopped within 20 s.
+    async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -62,7 +81,6 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        self.spawn().await
     }
 
     /// One password login; the session token.

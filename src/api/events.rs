@@ -435,38 +435,17 @@ pub(super) fn json_event<T: Serialize>(name: &str, value: &T) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{MasterKey, Sealer};
     use crate::deployer::DeployEvents;
-    use crate::store::{LogLevel, NewDeploy, NewProject, NewStage, Trigger};
+    use crate::store::LogLevel;
+    use crate::store::test_support::shop;
 
     /// More entries than the channel holds are published while nobody reads: the reader
     /// is told it lagged, re-reads the store, and still sends every entry once, in order,
     /// then the end.
     #[tokio::test]
     async fn a_reader_that_falls_behind_rereads_the_store_and_loses_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
-        let project = store
-            .create_project(&NewProject {
-                name: "shop".into(),
-                image: "127.0.0.1:5000/acme/shop".into(),
-                container_port: 8080,
-                ..Default::default()
-            })
-            .unwrap();
-        let stage = store
-            .create_stage(&NewStage::defaults(project.id, "dev"))
-            .unwrap();
-        let deploy = store
-            .create_deploy(&NewDeploy {
-                project_id: project.id,
-                stage_id: stage.id,
-                tag: "v1".into(),
-                digest: None,
-                trigger: Trigger::Manual,
-                detected_at: None,
-            })
-            .unwrap();
+        let shop = shop("dev");
+        let (store, deploy) = (shop.store.clone(), shop.deploy("v1"));
         let events = DeployEvents::default();
         let mut follow = LogFollow {
             store: store.clone(),
@@ -489,8 +468,8 @@ mod tests {
             .unwrap();
         events.publish(DeployEvent::Status {
             deploy_id: deploy.id,
-            project_id: project.id,
-            stage_id: stage.id,
+            project_id: shop.project_id,
+            stage_id: shop.stage_id,
             tag: "v1".into(),
             status: DeployStatus::Failed,
         });

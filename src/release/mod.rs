@@ -90,49 +90,28 @@ pub fn running(store: &Store, stage_id: i64) -> Result<Option<Running>, StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{MasterKey, Sealer};
-    use crate::store::{
-        NewDeploy, NewProject, NewStage, StageTarget, SwarmTarget, Trigger, VersionPolicy,
-    };
+    use crate::store::test_support::shop;
+    use crate::store::{StageTarget, SwarmTarget, VersionPolicy};
 
     #[test]
     fn a_swarm_stage_runs_its_last_successful_deploy_and_the_policy_compares_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
-        let project = store
-            .create_project(&NewProject {
-                name: "shop".into(),
-                image: "registry.example.com/shop".into(),
-                container_port: 8080,
-                ..Default::default()
-            })
-            .unwrap();
-        let mut stage = store
-            .create_stage(&NewStage::defaults(project.id, "prod"))
-            .unwrap();
+        let shop = shop("prod");
+        let store = &shop.store;
+        let mut stage = store.get_stage(shop.stage_id).unwrap();
         store
             .set_stage_target(stage.id, &StageTarget::Swarm(SwarmTarget::default()))
             .unwrap();
         let deploy = |tag: &str, status: DeployStatus| {
-            let d = store
-                .create_deploy(&NewDeploy {
-                    project_id: project.id,
-                    stage_id: stage.id,
-                    tag: tag.into(),
-                    digest: Some(format!("sha256:{tag}")),
-                    trigger: Trigger::Manual,
-                    detected_at: None,
-                })
-                .unwrap();
+            let d = shop.deploy(tag);
             store.set_deploy_status(d.id, status).unwrap();
             d.id
         };
-        assert_eq!(running(&store, stage.id).unwrap(), None);
+        assert_eq!(running(store, stage.id).unwrap(), None);
         let live = deploy("1.2.0", DeployStatus::Success);
         // Swarm rolled this one back: the service still runs 1.2.0.
         deploy("1.3.0", DeployStatus::RolledBack);
         assert_eq!(
-            running(&store, stage.id).unwrap(),
+            running(store, stage.id).unwrap(),
             Some(Running {
                 tag: "1.2.0".into(),
                 digest: Some("sha256:1.2.0".into()),
@@ -140,9 +119,9 @@ mod tests {
             })
         );
         stage.release.policy = VersionPolicy::Patch;
-        assert!(admit_automatic(&store, &stage, "1.2.1").unwrap().is_ok());
+        assert!(admit_automatic(store, &stage, "1.2.1").unwrap().is_ok());
         assert!(
-            admit_automatic(&store, &stage, "2.0.0").unwrap().is_err(),
+            admit_automatic(store, &stage, "2.0.0").unwrap().is_err(),
             "the patch policy compares with what the service runs"
         );
     }

@@ -119,26 +119,9 @@ fn supersede(conn: &rusqlite::Connection, id: i64, by: i64) -> StoreResult<Super
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{MasterKey, Sealer};
-    use crate::store::{AuditFilter, DeployFilter, NewProject, NewStage, Trigger};
-
-    fn shop() -> (tempfile::TempDir, MasterKey, Store, i64, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let key = MasterKey::generate();
-        let store = Store::open(dir.path(), Sealer::new(key.clone())).unwrap();
-        let project = store
-            .create_project(&NewProject {
-                name: "shop".into(),
-                image: "registry.example.com/shop".into(),
-                container_port: 8080,
-                ..Default::default()
-            })
-            .unwrap();
-        let stage = store
-            .create_stage(&NewStage::defaults(project.id, "dev"))
-            .unwrap();
-        (dir, key, store, project.id, stage.id)
-    }
+    use crate::crypto::Sealer;
+    use crate::store::test_support::{Shop, shop};
+    use crate::store::{AuditFilter, DeployFilter, Trigger};
 
     fn request(project_id: i64, stage_id: i64, tag: &str, supersedes: Vec<i64>) -> Admission {
         Admission {
@@ -193,7 +176,12 @@ mod tests {
 
     #[test]
     fn an_admission_writes_the_deploy_its_log_its_audit_and_supersedes_the_waiting_one() {
-        let (_dir, _key, store, project, stage) = shop();
+        let Shop {
+            store,
+            project_id: project,
+            stage_id: stage,
+            ..
+        } = shop("dev");
         let first = store
             .admit_deploy(&request(project, stage, "v1", vec![]))
             .unwrap();
@@ -238,7 +226,13 @@ mod tests {
     /// supersession were written, and none of them may stay.
     #[test]
     fn a_failure_inside_the_admission_leaves_nothing_half_written() {
-        let (dir, key, store, project, stage) = shop();
+        let Shop {
+            dir,
+            key,
+            store,
+            project_id: project,
+            stage_id: stage,
+        } = shop("dev");
         let waiting = store
             .admit_deploy(&request(project, stage, "v1", vec![]))
             .unwrap()

@@ -26,6 +26,8 @@ mod retention;
 mod settings;
 mod stage_targets;
 mod stages;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod users;
 mod webhook_events;
 

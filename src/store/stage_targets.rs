@@ -118,26 +118,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{MasterKey, Sealer};
-    use crate::store::{NewProject, NewStage};
+    use crate::store::test_support::shop;
 
     #[test]
     fn a_stage_is_a_container_stage_until_set_and_its_swarm_settings_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
-        let project = store
-            .create_project(&NewProject {
-                name: "shop".into(),
-                image: "registry.example.com/shop".into(),
-                container_port: 8080,
-                ..Default::default()
-            })
-            .unwrap();
-        let stage = store
-            .create_stage(&NewStage::defaults(project.id, "prod"))
-            .unwrap();
+        let shop = shop("prod");
+        let (store, stage_id) = (&shop.store, shop.stage_id);
         assert_eq!(
-            store.stage_target(stage.id).unwrap(),
+            store.stage_target(stage_id).unwrap(),
             StageTarget::Container
         );
         let swarm = StageTarget::Swarm(SwarmTarget {
@@ -146,14 +134,14 @@ mod tests {
             update_parallelism: 2,
             update_delay_ms: 500,
         });
-        store.set_stage_target(stage.id, &swarm).unwrap();
-        assert_eq!(store.stage_target(stage.id).unwrap(), swarm);
-        assert_eq!(store.swarm_stage_ids().unwrap(), vec![stage.id]);
+        store.set_stage_target(stage_id, &swarm).unwrap();
+        assert_eq!(store.stage_target(stage_id).unwrap(), swarm);
+        assert_eq!(store.swarm_stage_ids().unwrap(), vec![stage_id]);
         store
-            .set_stage_target(stage.id, &StageTarget::Container)
+            .set_stage_target(stage_id, &StageTarget::Container)
             .unwrap();
         assert_eq!(
-            store.stage_target(stage.id).unwrap(),
+            store.stage_target(stage_id).unwrap(),
             StageTarget::Container
         );
         assert!(store.swarm_stage_ids().unwrap().is_empty());
