@@ -48,7 +48,7 @@ impl GoogleKeys {
 
     /// [`GoogleKeys::new`] with another bound on how often the keys are fetched.
     pub fn with_refetch_interval(url: impl Into<String>, refetch_interval: Duration) -> GoogleKeys {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
             .user_agent(concat!("docker-watcher/", env!("CARGO_PKG_VERSION")))

@@ -413,7 +413,7 @@ const NO_HEALTHCHECK: &str =
     "the container has no HEALTHCHECK: configure a health-check path or another probe";
 
 fn http_client(timeout: Duration) -> Result<reqwest::Client, HealthError> {
-    reqwest::Client::builder()
+    crate::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         // A proxy from the environment must not stand between us and a local container.

@@ -24,7 +24,7 @@ pub fn target(listen: SocketAddr) -> SocketAddr {
 pub async fn check(addr: SocketAddr) -> Result<(), String> {
     let url = format!("http://{addr}/healthz");
     // Never through an HTTP proxy the environment may name: this is the daemon next door.
-    let client = reqwest::Client::builder()
+    let client = crate::http_client::builder()
         .no_proxy()
         .timeout(TIMEOUT)
         .build()

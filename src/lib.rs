@@ -18,6 +18,7 @@ pub mod errors;
 pub mod google_keys;
 pub mod health;
 pub mod healthcheck;
+pub mod http_client;
 pub mod image_ref;
 pub mod intake;
 pub mod logging;

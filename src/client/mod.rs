@@ -422,7 +422,7 @@ impl Client {
 }
 
 fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    crate::http_client::builder()
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("docker-watcher-cli/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -51,7 +51,7 @@ pub struct Delivery<'a> {
 
 impl Sender {
     pub fn new(endpoints: Endpoints) -> Sender {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .timeout(SEND_TIMEOUT)
             .connect_timeout(SEND_TIMEOUT)
             .user_agent(concat!("docker-watcher/", env!("CARGO_PKG_VERSION")))

@@ -381,7 +381,7 @@ pub(crate) fn expect_kind(id: &HostId, kind: ProxyKind) -> Result<(), ProxyError
 /// is a wrong URL, and credentials must not follow it elsewhere), a short connect timeout;
 /// idle connections are kept for reuse only when `pooled`.
 pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client, ProxyError> {
-    let builder = reqwest::Client::builder();
+    let builder = crate::http_client::builder();
     let builder = if pooled {
         builder
     } else {

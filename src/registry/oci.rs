@@ -295,7 +295,7 @@ impl OciClient {
 
 /// The one HTTP client of a registry: rustls with the system's CAs, bounded waits.
 pub(crate) fn http_client() -> Result<reqwest::Client, RegistryError> {
-    reqwest::Client::builder()
+    crate::http_client::builder()
         .user_agent(concat!("docker-watcher/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
