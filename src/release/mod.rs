@@ -7,7 +7,9 @@
 pub mod policy;
 pub mod window;
 
-use crate::store::{DeployFilter, DeployStatus, InstanceStatus, Stage, Store, StoreError};
+use crate::store::{
+    DeployFilter, DeployStatus, InstanceStatus, Stage, Store, StoreError, VersionPolicy,
+};
 
 pub use window::{WindowError, Windows};
 
@@ -30,7 +32,12 @@ pub fn admit_automatic(
             stage.name
         )));
     }
-    let running = running_tag(store, stage.id)?;
+    // Policy `any` (the default) compares with nothing: what runs is not looked up on
+    // every push.
+    let running = match stage.release.policy {
+        VersionPolicy::Any => None,
+        _ => running_tag(store, stage.id)?,
+    };
     Ok(policy::check(
         stage.release.policy,
         stage.release.prerelease,
@@ -91,7 +98,7 @@ pub fn running(store: &Store, stage_id: i64) -> Result<Option<Running>, StoreErr
 mod tests {
     use super::*;
     use crate::store::test_support::shop;
-    use crate::store::{StageTarget, SwarmTarget, VersionPolicy};
+    use crate::store::{StageTarget, SwarmTarget};
 
     #[test]
     fn a_swarm_stage_runs_its_last_successful_deploy_and_the_policy_compares_with_it() {

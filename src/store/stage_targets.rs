@@ -50,25 +50,26 @@ impl StageTarget {
 impl Store {
     /// The stage's target; `Container` for a stage without a row.
     pub fn stage_target(&self, stage_id: i64) -> StoreResult<StageTarget> {
-        let row = self
-            .conn()
-            .query_row(
+        // Asked on every deploy request (the version policy asks what the stage runs):
+        // prepared once.
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(
                 "SELECT kind, replicas, constraints_json, update_parallelism, update_delay_ms
                  FROM stage_targets WHERE stage_id = ?1",
-                [stage_id],
-                |row| {
-                    let kind: String = row.get(0)?;
-                    if kind != "swarm" {
-                        return Ok(StageTarget::Container);
-                    }
-                    Ok(StageTarget::Swarm(SwarmTarget {
-                        replicas: row.get(1)?,
-                        constraints: json_column(row.get::<_, String>(2)?)?,
-                        update_parallelism: row.get(3)?,
-                        update_delay_ms: row.get(4)?,
-                    }))
-                },
-            )
+            )?
+            .query_row([stage_id], |row| {
+                let kind: String = row.get(0)?;
+                if kind != "swarm" {
+                    return Ok(StageTarget::Container);
+                }
+                Ok(StageTarget::Swarm(SwarmTarget {
+                    replicas: row.get(1)?,
+                    constraints: json_column(row.get::<_, String>(2)?)?,
+                    update_parallelism: row.get(3)?,
+                    update_delay_ms: row.get(4)?,
+                }))
+            })
             .optional()?;
         Ok(row.unwrap_or_default())
     }
