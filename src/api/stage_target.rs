@@ -71,7 +71,7 @@ pub fn view_of(store: &Store, stage_id: i64) -> TargetView {
 }
 
 /// Checks a target body, recording bad fields under `target.…`.
-pub fn check(errors: &mut FieldErrors, body: &TargetBody) -> Option<StageTarget> {
+fn check(errors: &mut FieldErrors, body: &TargetBody) -> Option<StageTarget> {
     match body.kind.as_str() {
         "container" => return Some(StageTarget::Container),
         "swarm" => {}
@@ -137,8 +137,24 @@ fn check_constraint(constraint: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The last step of a stage body's validation: checks its target (if it names one) with
+/// the `errors` found so far, answers 422 with all of them, then refuses a swarm target
+/// the engine cannot run. What the stage's target becomes, when the body sets one.
+pub async fn checked(
+    state: &AppState,
+    mut errors: FieldErrors,
+    body: Option<&TargetBody>,
+) -> Result<Option<StageTarget>, ApiError> {
+    let target = body.and_then(|t| check(&mut errors, t));
+    errors.into_result()?;
+    if let Some(target) = &target {
+        require_manager(state, target).await?;
+    }
+    Ok(target)
+}
+
 /// Refuses a swarm target when the engine is not a swarm manager (422 on `target.kind`).
-pub async fn require_manager(state: &AppState, target: &StageTarget) -> Result<(), ApiError> {
+async fn require_manager(state: &AppState, target: &StageTarget) -> Result<(), ApiError> {
     if matches!(target, StageTarget::Container) {
         return Ok(());
     }

@@ -239,14 +239,7 @@ pub async fn create(
             window_timezone: body.window_timezone,
         },
     )?;
-    let target = body
-        .target
-        .as_ref()
-        .and_then(|t| super::stage_target::check(&mut errors, t));
-    errors.into_result()?;
-    if let Some(target) = &target {
-        super::stage_target::require_manager(&state, target).await?;
-    }
+    let target = super::stage_target::checked(&state, errors, body.target.as_ref()).await?;
     let project = state.store.get_project(project_id)?;
     check_domain_clash(&state.store, &project.name, &body.name, None)?;
     let created = state.store.create_stage(&NewStage {
@@ -333,13 +326,8 @@ pub async fn update(
             window_timezone: body.window_timezone,
         },
     )?;
-    let target = body
-        .target
-        .as_ref()
-        .and_then(|t| super::stage_target::check(&mut errors, t));
-    errors.into_result()?;
+    let target = super::stage_target::checked(&state, errors, body.target.as_ref()).await?;
     if let Some(target) = &target {
-        super::stage_target::require_manager(&state, target).await?;
         state.deployer.check_target_switch(id, target).await?;
     }
     if let Some(name) = body.name.as_ref().filter(|n| **n != current.name) {
