@@ -48,39 +48,27 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
 }
 
 #[cfg(test)]
+#[path = "../tests/it/support/self_signed.rs"]
+mod self_signed;
+
+#[cfg(test)]
 mod tests {
     use std::io::Read;
-    use std::process::{Command, Stdio};
     use std::sync::Arc;
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::self_signed;
 
     /// The shared set-up still checks certificates: a server on 127.0.0.1 whose
     /// certificate no system CA vouches for is refused, as reqwest's own set-up does.
     #[tokio::test]
     async fn a_certificate_no_system_ca_vouches_for_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let made = Command::new("openssl")
-            .current_dir(dir.path())
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-            .args([
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                // Not a CA: rustls refuses a CA certificate used as the server's own.
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-            ])
-            .args(["-keyout", "key.pem", "-out", "cert.pem"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl is needed to make the test certificate");
-        assert!(made.success());
-        let cert = CertificateDer::from_pem_file(dir.path().join("cert.pem")).unwrap();
-        let key = PrivateKeyDer::from_pem_file(dir.path().join("key.pem")).unwrap();
+        let (cert, key) = self_signed::self_signed_cert(dir.path());
+        let cert = CertificateDer::from_pem_file(cert).unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
         let server = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))

@@ -23,34 +23,8 @@ struct SmtpServer {
 impl SmtpServer {
     fn start(mode: &str) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
-        // A self-signed server certificate (not a CA: rustls refuses a CA certificate
-        // used as the server's own), trusted by the notifier as an extra root.
-        let p = |name: &str| dir.path().join(name);
-        let made = Command::new("openssl")
-            .current_dir(dir.path())
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-            ])
-            .args([
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-            ])
-            .args(["-keyout", "key.pem", "-out", "cert.pem"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl is needed to make the test certificate");
-        assert!(made.success());
-        let (cert, key) = (p("cert.pem"), p("key.pem"));
+        // Trusted by the notifier as an extra root.
+        let (cert, key) = crate::support::self_signed::self_signed_cert(dir.path());
         let script = dir.path().join("smtp_server.py");
         std::fs::write(&script, include_str!("support/smtp_server.py")).unwrap();
         let port = free_port();

@@ -15,6 +15,7 @@ pub mod invariants;
 pub mod npm_fake;
 pub mod project_cli;
 pub mod registry;
+pub mod self_signed;
 pub mod serve_child;
 pub mod swarm;
 
