@@ -390,17 +390,19 @@ fn service_info(service: &Service) -> ServiceInfo {
 
 fn task_info(task: &Task, host: String) -> TaskInfo {
     let status = task.status.clone().unwrap_or_default();
-    let ports: BTreeMap<u16, u16> = status
-        .port_status
-        .and_then(|p| p.ports)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| {
-            let target = u16::try_from(p.target_port?).ok()?;
-            let published = u16::try_from(p.published_port?).ok()?;
-            Some((target, published))
-        })
-        .collect();
+    // On a host with IPv6, Docker 20.10 publishes a host-mode port twice, on 0.0.0.0 and on
+    // ::, and may give the two different numbers; the task lists both, the IPv4 one first,
+    // without saying which is which. The first is kept: the node is reached by its IPv4
+    // address, and the second number answers on IPv6 only.
+    let mut ports: BTreeMap<u16, u16> = BTreeMap::new();
+    for port in status.port_status.and_then(|p| p.ports).unwrap_or_default() {
+        if let (Some(target), Some(published)) = (
+            port.target_port.and_then(|p| u16::try_from(p).ok()),
+            port.published_port.and_then(|p| u16::try_from(p).ok()),
+        ) {
+            ports.entry(target).or_insert(published);
+        }
+    }
     TaskInfo {
         id: task.id.clone().unwrap_or_default(),
         slot: task.slot,
@@ -419,5 +421,32 @@ fn task_info(task: &Task, host: String) -> TaskInfo {
         error: status.err.filter(|e| !e.is_empty()),
         host,
         ports,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{EndpointPortConfig, Task, TaskStatus};
+
+    /// Seen on Docker 20.10 with IPv6: a host-mode port published on 0.0.0.0:32793 and
+    /// on [::]:32791. The route went to 127.0.0.1:32791, where nothing listens (502).
+    #[test]
+    fn a_port_published_twice_is_reached_by_its_first_ipv4_number() {
+        let published = |port: i64| EndpointPortConfig {
+            target_port: Some(8080),
+            published_port: Some(port),
+            ..Default::default()
+        };
+        let task = Task {
+            status: Some(TaskStatus {
+                port_status: Some(bollard::models::PortStatus {
+                    ports: Some(vec![published(32793), published(32791)]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let info = super::task_info(&task, "127.0.0.1".into());
+        assert_eq!(info.ports.get(&8080), Some(&32793));
     }
 }
