@@ -134,13 +134,7 @@ impl Deployer {
             });
         }
         let deploy = self.recorded(store.admit_deploy(&admission)?);
-        self.inner.publish_status(
-            &deploy.id,
-            deploy.project_id,
-            deploy.stage_id,
-            &deploy.tag,
-            status,
-        );
+        self.inner.publish_status(&deploy, status);
         if status == DeployStatus::AwaitingApproval {
             self.notify_approval_needed(&deploy, &stage);
         }
@@ -157,13 +151,7 @@ impl Deployer {
         }
         let deploy = admitted.deploy;
         if deploy.status == DeployStatus::Pending {
-            self.inner.publish_status(
-                &deploy.id,
-                deploy.project_id,
-                deploy.stage_id,
-                &deploy.tag,
-                DeployStatus::Pending,
-            );
+            self.inner.publish_status(&deploy, DeployStatus::Pending);
         }
         deploy
     }
@@ -232,13 +220,7 @@ impl Deployer {
             DeployStatus::AwaitingApproval,
             DeployStatus::Rejected,
         )? {
-            self.inner.publish_status(
-                &deploy_id,
-                deploy.project_id,
-                deploy.stage_id,
-                &deploy.tag,
-                DeployStatus::Rejected,
-            );
+            self.inner.publish_status(&deploy, DeployStatus::Rejected);
             audit::record(
                 store,
                 actor,
@@ -311,13 +293,7 @@ impl Deployer {
             DeployStatus::AwaitingApproval,
             DeployStatus::Expired,
         )? {
-            self.inner.publish_status(
-                &deploy.id,
-                deploy.project_id,
-                deploy.stage_id,
-                &deploy.tag,
-                DeployStatus::Expired,
-            );
+            self.inner.publish_status(deploy, DeployStatus::Expired);
             let stage = store.get_stage(deploy.stage_id)?;
             audit::record(
                 store,
@@ -363,13 +339,7 @@ impl Deployer {
         store.move_waiting_deploy(deploy.id, DeployStatus::Pending, DeployStatus::Scheduled)?;
         self.inner
             .log(deploy.id, LogLevel::Info, "window", &message);
-        self.inner.publish_status(
-            &deploy.id,
-            deploy.project_id,
-            deploy.stage_id,
-            &deploy.tag,
-            DeployStatus::Scheduled,
-        );
+        self.inner.publish_status(deploy, DeployStatus::Scheduled);
         audit::record(
             store,
             &Actor::system(),
@@ -381,13 +351,7 @@ impl Deployer {
     }
 
     fn enqueue(&self, deploy: &Deploy) {
-        self.inner.publish_status(
-            &deploy.id,
-            deploy.project_id,
-            deploy.stage_id,
-            &deploy.tag,
-            DeployStatus::Pending,
-        );
+        self.inner.publish_status(deploy, DeployStatus::Pending);
         let automatic = matches!(deploy.trigger, Trigger::Webhook | Trigger::Poll);
         for superseded in self.queue.enqueue(deploy.stage_id, deploy.id, automatic) {
             self.inner.supersede(superseded, deploy.id);

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use crate::docker::Engine;
 use crate::notify::Notifier;
 use crate::proxy::Proxy;
-use crate::store::{DeployLogEntry, DeployStatus, LogLevel, Store, StoreError, Superseded};
+use crate::store::{Deploy, DeployLogEntry, DeployStatus, LogLevel, Store, StoreError, Superseded};
 
 pub use crate::trigger::{DeployRequest, DeployTrigger};
 pub use containers::{Containers, DockerContainers};
@@ -325,19 +325,12 @@ impl Inner {
         self.events.publish(DeployEvent::Log(entry));
     }
 
-    fn publish_status(
-        &self,
-        deploy_id: &i64,
-        project_id: i64,
-        stage_id: i64,
-        tag: &str,
-        status: DeployStatus,
-    ) {
+    fn publish_status(&self, deploy: &Deploy, status: DeployStatus) {
         self.events.publish(DeployEvent::Status {
-            deploy_id: *deploy_id,
-            project_id,
-            stage_id,
-            tag: tag.to_string(),
+            deploy_id: deploy.id,
+            project_id: deploy.project_id,
+            stage_id: deploy.stage_id,
+            tag: deploy.tag.clone(),
             status,
         });
     }
@@ -353,13 +346,7 @@ impl Inner {
     fn superseded(&self, superseded: Superseded) {
         let deploy = superseded.deploy;
         self.logged(superseded.log);
-        self.publish_status(
-            &deploy.id,
-            deploy.project_id,
-            deploy.stage_id,
-            &deploy.tag,
-            DeployStatus::Superseded,
-        );
+        self.publish_status(&deploy, DeployStatus::Superseded);
     }
 }
 

@@ -789,13 +789,7 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn publish(&self, status: DeployStatus) {
-        self.inner.publish_status(
-            &self.deploy.id,
-            self.deploy.project_id,
-            self.deploy.stage_id,
-            &self.deploy.tag,
-            status,
-        );
+        self.inner.publish_status(&self.deploy, status);
     }
 
     pub(super) fn log(&self, level: LogLevel, step: &str, message: &str) {

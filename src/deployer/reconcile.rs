@@ -185,13 +185,7 @@ async fn finish_interrupted_deploys(inner: &Inner, report: &mut ReconcileReport)
                 .push(format!("cannot finish deploy {}: {e}", deploy.id));
             continue;
         }
-        inner.publish_status(
-            &deploy.id,
-            deploy.project_id,
-            deploy.stage_id,
-            &deploy.tag,
-            status,
-        );
+        inner.publish_status(&deploy, status);
         report.interrupted_deploys.push(deploy.id);
     }
 }
