@@ -16,8 +16,7 @@ use crate::audit::{self, Actor, Target};
 use crate::notify::Notification;
 use crate::release::Windows;
 use crate::store::{
-    Admission, Admitted, Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError,
-    Trigger,
+    Admission, Decision, Deploy, DeployStatus, LogLevel, NewDeploy, Stage, StoreError, Trigger,
 };
 
 use super::ops::OpsError;
@@ -106,7 +105,7 @@ impl Deployer {
             (DeployStatus::Pending, None)
         };
         let (promoted_from_stage_id, from_deploy) = origin.promoted_from.unzip();
-        let mut admission = Admission {
+        let admission = Admission {
             deploy: NewDeploy {
                 project_id: request.project_id,
                 stage_id: request.stage_id,
@@ -124,36 +123,16 @@ impl Deployer {
             audit: entries,
             supersedes: waiting.iter().map(|w| w.id).collect(),
         };
-        if status == DeployStatus::Pending {
-            // Queued under the lane's lock, with the queued requests it supersedes in the
-            // same transaction; its events go out before its worker can start it.
-            return self.queue.enqueue_admitted(stage.id, automatic, |queued| {
-                admission.supersedes.extend_from_slice(queued);
-                let deploy = self.recorded(store.admit_deploy(&admission)?);
-                Ok((deploy.id, deploy.id))
-            });
+        // Written with the admissions that queued up meanwhile (see `admitter`); a pending
+        // one is queued there too, after the queued requests it supersedes.
+        let deploy = self.admitter.admit(admission, automatic).await?;
+        if status != DeployStatus::Pending {
+            self.inner.publish_status(&deploy, status);
         }
-        let deploy = self.recorded(store.admit_deploy(&admission)?);
-        self.inner.publish_status(&deploy, status);
         if status == DeployStatus::AwaitingApproval {
             self.notify_approval_needed(&deploy, &stage);
         }
         Ok(deploy.id)
-    }
-
-    /// Publishes what an admission wrote; the new deploy's status when it is queued.
-    fn recorded(&self, admitted: Admitted) -> Deploy {
-        for entry in admitted.log {
-            self.inner.logged(entry);
-        }
-        for superseded in admitted.superseded {
-            self.inner.superseded(superseded);
-        }
-        let deploy = admitted.deploy;
-        if deploy.status == DeployStatus::Pending {
-            self.inner.publish_status(&deploy, DeployStatus::Pending);
-        }
-        deploy
     }
 
     /// Approves a deploy waiting for approval. Once enough distinct approvers agreed it

@@ -10,6 +10,7 @@
 //! its health check; a deploy never stops instances it did not create except by the
 //! retirement rule (beyond `max_instances`, oldest first, or the same tag redeployed).
 
+mod admitter;
 mod containers;
 mod events;
 #[cfg(test)]
@@ -32,7 +33,9 @@ use std::sync::Arc;
 use crate::docker::Engine;
 use crate::notify::Notifier;
 use crate::proxy::Proxy;
-use crate::store::{Deploy, DeployLogEntry, DeployStatus, LogLevel, Store, StoreError, Superseded};
+use crate::store::{
+    Admitted, Deploy, DeployLogEntry, DeployStatus, LogLevel, Store, StoreError, Superseded,
+};
 
 pub use crate::trigger::{DeployRequest, DeployTrigger};
 pub use containers::{Containers, DockerContainers};
@@ -70,6 +73,7 @@ pub enum DeployOutcome {
 pub struct Deployer {
     inner: Arc<Inner>,
     queue: queue::DeployQueue,
+    admitter: Arc<admitter::Admitter>,
 }
 
 struct Inner {
@@ -144,7 +148,12 @@ impl Deployer {
                 }
             })
         }));
-        Ok(Deployer { inner, queue })
+        let admitter = Arc::new(admitter::Admitter::start(inner.clone(), queue.clone()));
+        Ok(Deployer {
+            inner,
+            queue,
+            admitter,
+        })
     }
 
     /// Runs one deploy now, bypassing the queue (tests and the benchmark call this; the
@@ -343,6 +352,21 @@ impl Inner {
     }
 
     /// Publishes a supersession already written (its log line, then its status).
+    /// Publishes what an admission wrote; the new deploy's status when it is queued.
+    fn recorded(&self, admitted: Admitted) -> Deploy {
+        for entry in admitted.log {
+            self.logged(entry);
+        }
+        for superseded in admitted.superseded {
+            self.superseded(superseded);
+        }
+        let deploy = admitted.deploy;
+        if deploy.status == DeployStatus::Pending {
+            self.publish_status(&deploy, DeployStatus::Pending);
+        }
+        deploy
+    }
+
     fn superseded(&self, superseded: Superseded) {
         let deploy = superseded.deploy;
         self.logged(superseded.log);

@@ -21,12 +21,13 @@ pub struct DeployQueue {
     tasks: TaskTracker,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Lane {
     running: Option<i64>,
     waiting: VecDeque<Waiting>,
 }
 
+#[derive(Clone)]
 struct Waiting {
     deploy_id: i64,
     automatic: bool,
@@ -44,50 +45,23 @@ impl DeployQueue {
     /// Queues `deploy_id` on its stage's lane and returns the ids of the waiting requests it
     /// superseded (the caller records them as such).
     pub fn enqueue(&self, stage_id: i64, deploy_id: i64, automatic: bool) -> Vec<i64> {
-        self.enqueue_admitted(stage_id, automatic, |superseded| {
-            Ok::<_, std::convert::Infallible>((deploy_id, superseded.to_vec()))
-        })
-        .unwrap_or_else(|never| match never {})
+        let mut batch = self.batch();
+        let superseded = batch.supersedable(stage_id, automatic);
+        batch.push(stage_id, deploy_id, automatic, &superseded);
+        batch.start();
+        superseded
     }
 
-    /// Queues the deploy `admit` records on `stage_id`'s lane. `admit` is given the waiting
-    /// requests the new one supersedes (the automatic ones, for an automatic request) and
-    /// runs under the lanes' lock, so none of them starts meanwhile; it returns the new
-    /// deploy's id. Only when it succeeds do they leave the lane and the deploy join it.
-    pub fn enqueue_admitted<T, E>(
-        &self,
-        stage_id: i64,
-        automatic: bool,
-        admit: impl FnOnce(&[i64]) -> Result<(i64, T), E>,
-    ) -> Result<T, E> {
-        let mut lanes = self.lock();
-        let lane = lanes.entry(stage_id).or_default();
-        let superseded: Vec<i64> = lane
-            .waiting
-            .iter()
-            .filter(|w| automatic && w.automatic)
-            .map(|w| w.deploy_id)
-            .collect();
-        let (deploy_id, admitted) = match admit(&superseded) {
-            Ok(admitted) => admitted,
-            Err(e) => {
-                if lane.running.is_none() && lane.waiting.is_empty() {
-                    lanes.remove(&stage_id);
-                }
-                return Err(e);
-            }
-        };
-        lane.waiting.retain(|w| !superseded.contains(&w.deploy_id));
-        lane.waiting.push_back(Waiting {
-            deploy_id,
-            automatic,
-        });
-        if lane.running.is_none() {
-            self.start_worker(stage_id, lane);
+    /// Holds every lane still while a batch of admissions is written: no waiting deploy
+    /// starts meanwhile, so the ones a new request supersedes are still waiting when it is
+    /// committed. See [`QueueBatch`].
+    pub fn batch(&self) -> QueueBatch<'_> {
+        QueueBatch {
+            queue: self,
+            lanes: self.lock(),
+            before: HashMap::new(),
         }
-        Ok(admitted)
     }
-
     /// The deploy running on a stage, if any.
     pub fn running(&self, stage_id: i64) -> Option<i64> {
         self.lock().get(&stage_id).and_then(|lane| lane.running)
@@ -142,6 +116,68 @@ impl DeployQueue {
     }
 }
 
+/// Lanes changed by a batch of admissions, under the lanes' lock: each admission asks
+/// which waiting requests it supersedes ([`QueueBatch::supersedable`]) and, once written,
+/// takes their place ([`QueueBatch::push`]). Nothing starts until the batch is committed
+/// ([`QueueBatch::start`]); dropped without it, every lane is as it was before.
+pub struct QueueBatch<'q> {
+    queue: &'q DeployQueue,
+    lanes: std::sync::MutexGuard<'q, HashMap<i64, Lane>>,
+    /// Each changed lane as it was (`None`: it did not exist), to put back.
+    before: HashMap<i64, Option<Lane>>,
+}
+
+impl QueueBatch<'_> {
+    /// The waiting requests a new one for `stage_id` supersedes: the automatic ones, for
+    /// an automatic request, including those pushed earlier in this batch.
+    pub fn supersedable(&self, stage_id: i64, automatic: bool) -> Vec<i64> {
+        let Some(lane) = self.lanes.get(&stage_id) else {
+            return Vec::new();
+        };
+        lane.waiting
+            .iter()
+            .filter(|w| automatic && w.automatic)
+            .map(|w| w.deploy_id)
+            .collect()
+    }
+
+    /// Queues `deploy_id` in place of the `superseded` requests.
+    pub fn push(&mut self, stage_id: i64, deploy_id: i64, automatic: bool, superseded: &[i64]) {
+        let existing = self.lanes.get(&stage_id).cloned();
+        self.before.entry(stage_id).or_insert(existing);
+        let lane = self.lanes.entry(stage_id).or_default();
+        lane.waiting.retain(|w| !superseded.contains(&w.deploy_id));
+        lane.waiting.push_back(Waiting {
+            deploy_id,
+            automatic,
+        });
+    }
+
+    /// The batch is committed: every changed lane with nothing running starts its worker.
+    pub fn start(mut self) {
+        let changed = std::mem::take(&mut self.before);
+        for stage_id in changed.into_keys() {
+            if let Some(lane) = self.lanes.get_mut(&stage_id)
+                && lane.running.is_none()
+            {
+                self.queue.start_worker(stage_id, lane);
+            }
+        }
+    }
+}
+
+impl Drop for QueueBatch<'_> {
+    /// Not committed: the lanes go back to what they were.
+    fn drop(&mut self) {
+        for (stage_id, lane) in self.before.drain() {
+            match lane {
+                Some(lane) => self.lanes.insert(stage_id, lane),
+                None => self.lanes.remove(&stage_id),
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,27 +211,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_admission_supersedes_nothing_and_queues_nothing() {
+    async fn a_batch_not_committed_supersedes_nothing_and_queues_nothing() {
         let (run, ran, gate) = recording_runner();
         let queue = DeployQueue::new(run);
         queue.enqueue(1, 10, true);
         queue.enqueue(1, 11, true);
-        let failed = queue.enqueue_admitted(1, true, |superseded| {
+        {
+            let mut batch = queue.batch();
+            let superseded = batch.supersedable(1, true);
             assert_eq!(superseded, [11]);
-            Err::<(i64, ()), _>("the store refused")
-        });
-        assert_eq!(failed, Err("the store refused"));
-        assert!(
-            queue
-                .enqueue_admitted(2, true, |_| Err::<(i64, ()), _>("refused"))
-                .is_err()
-        );
+            batch.push(1, 12, true, &superseded);
+            assert_eq!(batch.supersedable(1, true), [12], "12 took 11's place");
+            batch.push(2, 20, true, &[]);
+            // Dropped: the store refused to commit.
+        }
+        assert_eq!(queue.running(2), None, "no lane for stage 2");
         release_until_idle(&queue, &gate).await;
         assert_eq!(
             *ran.lock().unwrap(),
             vec![10, 11],
-            "11 still ran; 12 never queued"
+            "11 still ran; 12 and 20 never queued"
         );
+    }
+
+    #[tokio::test]
+    async fn a_committed_batch_starts_the_idle_lanes_with_the_newest_request() {
+        let (run, ran, gate) = recording_runner();
+        let queue = DeployQueue::new(run);
+        let mut batch = queue.batch();
+        for id in [10, 11, 12] {
+            let superseded = batch.supersedable(1, true);
+            batch.push(1, id, true, &superseded);
+        }
+        batch.start();
+        assert_eq!(
+            queue.running(1),
+            Some(12),
+            "10 and 11 were superseded in the batch"
+        );
+        release_until_idle(&queue, &gate).await;
+        assert_eq!(*ran.lock().unwrap(), vec![12]);
     }
 
     #[tokio::test]

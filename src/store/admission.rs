@@ -1,7 +1,10 @@
-//! A deploy request's writes as one transaction: the deploy (already in the status it
-//! starts in), its first log lines, its audit entries, and the waiting deploys it
-//! supersedes. One commit instead of one per row: the commits were most of a
-//! deploy-starting webhook's cost, and a failure half-way leaves nothing behind.
+//! A deploy request's writes, all or nothing: the deploy (already in the status it starts
+//! in), its first log lines, its audit entries, and the waiting deploys it supersedes.
+//!
+//! Admissions are written in batches ([`Store::admit_deploys`]): one transaction for all
+//! the requests that queued up meanwhile, a savepoint for each, so a failing admission
+//! takes back only its own rows. Commits (writing the changed pages to the WAL) were most
+//! of a deploy-starting webhook's cost; under load, many admissions now share one.
 //!
 //! Durability is the store's: WAL with `synchronous=NORMAL`, so a committed admission
 //! survives a crash of the daemon (not necessarily a power cut of the host).
@@ -46,48 +49,19 @@ pub struct Superseded {
 }
 
 impl Store {
-    /// Records a deploy request in one transaction (see the module); on any error nothing
-    /// of it is written.
-    pub fn admit_deploy(&self, admission: &Admission) -> StoreResult<Admitted> {
+    /// Opens one transaction for a batch of admissions and hands `batch` the means to
+    /// write them ([`Admissions::admit`]); commits when `batch` returns. An admission that
+    /// fails leaves nothing of itself; an error here (the commit failing) leaves nothing of
+    /// any of them.
+    pub fn admit_deploys<R>(
+        &self,
+        batch: impl FnOnce(&mut Admissions<'_, '_>) -> R,
+    ) -> StoreResult<R> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let id = deploys::insert(
-            &tx,
-            &admission.deploy,
-            &Placement {
-                status: admission.status,
-                promoted_from_stage_id: admission.promoted_from_stage_id,
-                promoted_from_deploy_id: admission.promoted_from_deploy_id,
-                outside_window: admission.outside_window,
-                approval_expires_at: admission.approval_expires_at,
-            },
-        )?;
-        let log = admission
-            .log
-            .iter()
-            .map(|(level, step, message)| deploys::append_log(&tx, id, *level, step, message))
-            .collect::<StoreResult<Vec<_>>>()?;
-        for entry in &admission.audit {
-            release::append_audit(
-                &tx,
-                &NewAuditEntry {
-                    target_id: Some(id),
-                    ..entry.clone()
-                },
-            )?;
-        }
-        let superseded = admission
-            .supersedes
-            .iter()
-            .map(|older| supersede(&tx, *older, id))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let deploy = deploys::get(&tx, id)?;
+        let mut tx = conn.transaction()?;
+        let result = batch(&mut Admissions { tx: &mut tx });
         tx.commit()?;
-        Ok(Admitted {
-            deploy,
-            log,
-            superseded,
-        })
+        Ok(result)
     }
 
     /// Marks deploy `id` superseded by deploy `by`, with its log line, in one transaction.
@@ -98,6 +72,60 @@ impl Store {
         tx.commit()?;
         Ok(superseded)
     }
+}
+
+/// A batch's open transaction (see [`Store::admit_deploys`]).
+pub struct Admissions<'t, 'c> {
+    tx: &'t mut rusqlite::Transaction<'c>,
+}
+
+impl Admissions<'_, '_> {
+    /// Writes one admission inside the batch; on any error nothing of it stays.
+    pub fn admit(&mut self, admission: &Admission) -> StoreResult<Admitted> {
+        let savepoint = self.tx.savepoint()?;
+        let admitted = write(&savepoint, admission)?;
+        savepoint.commit()?;
+        Ok(admitted)
+    }
+}
+
+/// Everything of one admission; the caller's savepoint makes it all or nothing.
+fn write(conn: &rusqlite::Connection, admission: &Admission) -> StoreResult<Admitted> {
+    let id = deploys::insert(
+        conn,
+        &admission.deploy,
+        &Placement {
+            status: admission.status,
+            promoted_from_stage_id: admission.promoted_from_stage_id,
+            promoted_from_deploy_id: admission.promoted_from_deploy_id,
+            outside_window: admission.outside_window,
+            approval_expires_at: admission.approval_expires_at,
+        },
+    )?;
+    let log = admission
+        .log
+        .iter()
+        .map(|(level, step, message)| deploys::append_log(conn, id, *level, step, message))
+        .collect::<StoreResult<Vec<_>>>()?;
+    for entry in &admission.audit {
+        release::append_audit(
+            conn,
+            &NewAuditEntry {
+                target_id: Some(id),
+                ..entry.clone()
+            },
+        )?;
+    }
+    let superseded = admission
+        .supersedes
+        .iter()
+        .map(|older| supersede(conn, *older, id))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Admitted {
+        deploy: deploys::get(conn, id)?,
+        log,
+        superseded,
+    })
 }
 
 fn supersede(conn: &rusqlite::Connection, id: i64, by: i64) -> StoreResult<Superseded> {
@@ -164,6 +192,11 @@ mod tests {
             .unwrap()
     }
 
+    /// One admission in a batch of its own.
+    fn admit(store: &Store, admission: &Admission) -> StoreResult<Admitted> {
+        store.admit_deploys(|batch| batch.admit(admission))?
+    }
+
     fn audit_count(store: &Store) -> usize {
         store
             .list_audit(&AuditFilter {
@@ -182,12 +215,12 @@ mod tests {
             stage_id: stage,
             ..
         } = shop("dev");
-        let first = store
-            .admit_deploy(&request(project, stage, "v1", vec![]))
-            .unwrap();
-        let second = store
-            .admit_deploy(&request(project, stage, "v2", vec![first.deploy.id]))
-            .unwrap();
+        let first = admit(&store, &request(project, stage, "v1", vec![])).unwrap();
+        let second = admit(
+            &store,
+            &request(project, stage, "v2", vec![first.deploy.id]),
+        )
+        .unwrap();
         assert_eq!(second.deploy.status, DeployStatus::Scheduled);
         assert_eq!(second.deploy.tag, "v2");
         let old = store.get_deploy(first.deploy.id).unwrap();
@@ -233,14 +266,15 @@ mod tests {
             project_id: project,
             stage_id: stage,
         } = shop("dev");
-        let waiting = store
-            .admit_deploy(&request(project, stage, "v1", vec![]))
+        let waiting = admit(&store, &request(project, stage, "v1", vec![]))
             .unwrap()
             .deploy;
         let audits = audit_count(&store);
-        let error = store
-            .admit_deploy(&request(project, stage, "v2", vec![waiting.id, 9_999]))
-            .unwrap_err();
+        let error = admit(
+            &store,
+            &request(project, stage, "v2", vec![waiting.id, 9_999]),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("does not exist"), "{error}");
         drop(store);
         // Read back from the file, as the next start of the daemon would.
@@ -253,5 +287,60 @@ mod tests {
         );
         assert_eq!(store.deploy_logs(waiting.id, 0).unwrap().len(), 1);
         assert_eq!(audit_count(&store), audits, "no audit entry");
+    }
+
+    /// Three admissions in one batch, the middle one failing half-way: the first and the
+    /// last are committed (the last superseding the first), the middle leaves nothing.
+    #[test]
+    fn a_failing_admission_in_a_batch_takes_back_only_its_own_rows() {
+        let Shop {
+            dir,
+            key,
+            store,
+            project_id: project,
+            stage_id: stage,
+        } = shop("dev");
+        let audits = audit_count(&store);
+        let (first, middle, last) = store
+            .admit_deploys(|batch| {
+                let first = batch.admit(&request(project, stage, "v1", vec![])).unwrap();
+                let middle =
+                    batch.admit(&request(project, stage, "v2", vec![first.deploy.id, 9_999]));
+                let last = batch
+                    .admit(&request(project, stage, "v3", vec![first.deploy.id]))
+                    .unwrap();
+                (first, middle, last)
+            })
+            .unwrap();
+        assert!(middle.is_err(), "{middle:?}");
+        drop(store);
+        let store = Store::open(dir.path(), Sealer::new(key)).unwrap();
+        let tags: Vec<(String, DeployStatus)> = deploys(&store)
+            .into_iter()
+            .map(|d| (d.tag, d.status))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("v3".to_string(), DeployStatus::Scheduled),
+                ("v1".to_string(), DeployStatus::Superseded)
+            ]
+        );
+        assert_eq!(last.superseded[0].deploy.id, first.deploy.id);
+        let first_log: Vec<String> = store
+            .deploy_logs(first.deploy.id, 0)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(
+            first_log,
+            vec![
+                "webhook requested v1".to_string(),
+                format!("superseded by deploy {}", last.deploy.id)
+            ],
+            "one supersession line: the middle one's was taken back"
+        );
+        assert_eq!(audit_count(&store), audits + 2, "no audit entry of v2");
     }
 }

@@ -40,7 +40,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::crypto::{CryptoError, Sealer};
 
-pub use admission::{Admission, Admitted, Superseded};
+pub use admission::{Admission, Admissions, Admitted, Superseded};
 pub use config_cache::{ProjectWithStages, WebhookView};
 pub use deploys::{
     Deploy, DeployFilter, DeployLogEntry, DeployStatus, LogLevel, NewDeploy, Trigger,

@@ -355,6 +355,70 @@ async fn requests_for_one_stage_are_serialised_and_the_newest_wins() {
     );
 }
 
+/// A burst of pushes for one stage, all at once: the admissions are written in batches
+/// (several requests to one commit), yet each request gets its own deploy, every one
+/// either runs or is superseded, and the stage ends on the newest.
+#[tokio::test]
+async fn a_burst_of_pushes_for_one_stage_ends_on_the_newest_and_supersedes_the_rest() {
+    let h = DeployHarness::new().await;
+    h.push(HEALTHY_IMAGE, "burst").await;
+    let project = h.project(Some("/health"));
+    let stage = h.stage(&project, "dev", 1);
+    let requests = (0..100).map(|_| {
+        h.deployer.request_deploy(DeployRequest {
+            project_id: project.id,
+            stage_id: stage.id,
+            tag: "burst".into(),
+            digest: None,
+            trigger: Trigger::Webhook,
+            detected_at: Some(chrono::Utc::now()),
+            origin: Default::default(),
+        })
+    });
+    let mut ids: Vec<i64> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "one deploy per request");
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(h.wait_final(*id).await.status);
+    }
+    let newest = *ids.last().unwrap();
+    assert_eq!(
+        h.store.get_deploy(newest).unwrap().status,
+        DeployStatus::Success,
+        "the newest request deploys"
+    );
+    let ran = statuses
+        .iter()
+        .filter(|s| **s == DeployStatus::Success)
+        .count();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(s, DeployStatus::Success | DeployStatus::Superseded)),
+        "{statuses:?}"
+    );
+    // The first request runs while the others arrive; they replace one another.
+    assert!(ran <= 2, "{ran} of the burst ran: {statuses:?}");
+    for id in &ids {
+        let log = h.store.deploy_logs(*id, 0).unwrap();
+        assert!(
+            log.first()
+                .is_some_and(|l| l.message == "webhook requested burst"),
+            "deploy {id} starts with its request: {log:?}"
+        );
+    }
+    h.deployer.settle().await;
+    let instances = h.store.list_instances(stage.id).unwrap();
+    let deploys: Vec<Option<i64>> = instances.iter().map(|i| i.deploy_id).collect();
+    assert_eq!(deploys, vec![Some(newest)], "the stage serves the newest");
+}
+
 #[tokio::test]
 async fn two_stages_deploy_in_parallel() {
     let h = DeployHarness::new().await;
