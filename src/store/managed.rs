@@ -131,6 +131,8 @@ impl Store {
                 connection: Arc::new(Mutex::new(connection)),
                 sealer: self.sealer.clone(),
                 cache,
+                // Not WAL: nothing to checkpoint.
+                _checkpointer: None,
             },
             _file: file,
         })

@@ -12,6 +12,7 @@
 //! file), so async callers make them directly; the connection sits behind a mutex.
 
 mod admission;
+mod checkpointer;
 mod config_cache;
 mod deploys;
 mod env;
@@ -147,6 +148,8 @@ pub struct Store {
     connection: Arc<Mutex<Connection>>,
     sealer: Arc<Sealer>,
     cache: Arc<config_cache::ConfigCache>,
+    /// The WAL checkpoint thread of a database file, alive while the store is.
+    _checkpointer: Option<Arc<checkpointer::Checkpointer>>,
 }
 
 impl Store {
@@ -155,8 +158,11 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Database(format!("cannot create {}: {e}", data_dir.display()))
         })?;
-        let connection = Connection::open(data_dir.join(DATABASE_FILE))?;
-        Self::from_connection(connection, sealer)
+        let file = data_dir.join(DATABASE_FILE);
+        let mut store = Self::from_connection(Connection::open(&file)?, sealer)?;
+        let checkpointer = checkpointer::start(&store.conn(), &file)?;
+        store._checkpointer = Some(Arc::new(checkpointer));
+        Ok(store)
     }
 
     fn from_connection(mut connection: Connection, sealer: Sealer) -> StoreResult<Store> {
@@ -181,6 +187,7 @@ impl Store {
             connection: Arc::new(Mutex::new(connection)),
             sealer: Arc::new(sealer),
             cache,
+            _checkpointer: None,
         };
         store.ensure_settings_row()?;
         Ok(store)
