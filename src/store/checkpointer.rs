@@ -2,9 +2,14 @@
 //! commit that crosses 1,000 WAL pages, on the committing connection: three fsyncs (~4 ms
 //! here) while the store's one connection is held, so every few hundred milliseconds of
 //! webhook load one request waited for them (they were the p99 of "webhook → deploy
-//! queued"). The store turns it off and this thread checkpoints instead, on a connection of
-//! its own, once a second when something was committed. A `PASSIVE` checkpoint never
-//! blocks the writer; what it cannot copy yet it copies the next time.
+//! queued"). This thread checkpoints instead, on a connection of its own, every
+//! [`EVERY`] when something was committed. A `PASSIVE` checkpoint never blocks the writer.
+//!
+//! The writer keeps its own checkpoint, at [`WRITER_CHECKPOINT_PAGES`], as the bound on
+//! the log: the log starts over only when a write begins with every page checkpointed,
+//! which under sustained writes (each checkpoint overtaken by commits) never happens; the
+//! log then grew without end (2 GB in a one-minute webhook benchmark). At the bound the
+//! writer copies what the thread has not yet (little), and the log starts over.
 //!
 //! The thread ends when the store's last handle goes; closing the store's connection then
 //! checkpoints what is left, as SQLite always does.
@@ -18,15 +23,17 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 /// How often the thread looks for new commits.
-const EVERY: Duration = Duration::from_secs(1);
+const EVERY: Duration = Duration::from_millis(250);
+/// The log's size (pages of 4 KiB) at which the writer checkpoints itself.
+pub(super) const WRITER_CHECKPOINT_PAGES: i64 = 4_000;
 
 /// Keeps the checkpoint thread alive; dropped with the store's last handle.
 pub(super) struct Checkpointer {
     _alive: mpsc::Sender<()>,
 }
 
-/// Turns off `connection`'s automatic checkpoints and starts the thread that makes them
-/// for the database file at `path`.
+/// Moves most of `connection`'s checkpoints to a thread with a connection of its own to
+/// the database file at `path`.
 pub(super) fn start(connection: &Connection, path: &Path) -> rusqlite::Result<Checkpointer> {
     let commits = Arc::new(AtomicU64::new(0));
     let counted = commits.clone();
@@ -37,7 +44,6 @@ pub(super) fn start(connection: &Connection, path: &Path) -> rusqlite::Result<Ch
     let own = Connection::open(path)?;
     own.pragma_update(None, "synchronous", "NORMAL")?;
     own.busy_timeout(Duration::from_secs(5))?;
-    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
     let (alive, gone) = mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("wal-checkpoint".into())
@@ -54,10 +60,10 @@ pub(super) fn start(connection: &Connection, path: &Path) -> rusqlite::Result<Ch
                 }
             }
         });
-    if let Err(e) = spawned {
-        // Better a checkpoint on the writers' path than a log that only grows.
-        tracing::error!("cannot start the WAL checkpoint thread: {e}");
-        connection.pragma_update(None, "wal_autocheckpoint", 1000)?;
+    match spawned {
+        Ok(_) => connection.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?,
+        // The writer keeps SQLite's default checkpoint, on its path.
+        Err(e) => tracing::error!("cannot start the WAL checkpoint thread: {e}"),
     }
     Ok(Checkpointer { _alive: alive })
 }
@@ -65,7 +71,26 @@ pub(super) fn start(connection: &Connection, path: &Path) -> rusqlite::Result<Ch
 #[cfg(test)]
 mod tests {
     use crate::store::test_support::{Shop, shop};
-    use crate::store::{DATABASE_FILE, NewAuditEntry};
+    use crate::store::{DATABASE_FILE, NewAuditEntry, Store};
+
+    use super::WRITER_CHECKPOINT_PAGES;
+
+    fn audit(store: &Store, detail: String) {
+        store
+            .append_audit(&NewAuditEntry {
+                actor_kind: None,
+                actor: "test".into(),
+                action: "test.write".into(),
+                target_kind: "test".into(),
+                target_id: None,
+                target_name: None,
+                project_id: None,
+                detail,
+                before: None,
+                after: None,
+            })
+            .unwrap();
+    }
 
     fn checkpoint_threads() -> usize {
         std::fs::read_dir("/proc/self/task")
@@ -84,9 +109,9 @@ mod tests {
         }
     }
 
-    /// More than the 1,000 pages after which SQLite's own checkpoint would run in a commit:
-    /// the store's connection does not make it, the thread copies everything into the
-    /// database file, and the thread ends with the store.
+    /// More than the 1,000 pages after which SQLite's own checkpoint would run in a commit,
+    /// fewer than the writer's bound: the thread copies everything into the database file,
+    /// and ends with the store.
     #[test]
     fn the_thread_copies_the_log_into_the_database_and_ends_with_the_store() {
         let Shop { dir, store, .. } = shop("dev");
@@ -96,24 +121,14 @@ mod tests {
             .conn()
             .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(autocheckpoint, 0, "no checkpoint inside a commit");
+        assert_eq!(
+            autocheckpoint, WRITER_CHECKPOINT_PAGES,
+            "the writer's bound"
+        );
         let file = dir.path().join(DATABASE_FILE);
         let before = std::fs::metadata(&file).unwrap().len();
         for i in 0..1_500 {
-            store
-                .append_audit(&NewAuditEntry {
-                    actor_kind: None,
-                    actor: "test".into(),
-                    action: "test.write".into(),
-                    target_kind: "test".into(),
-                    target_id: None,
-                    target_name: None,
-                    project_id: None,
-                    detail: format!("{i} {}", "x".repeat(4_000)),
-                    before: None,
-                    after: None,
-                })
-                .unwrap();
+            audit(&store, format!("{i} {}", "x".repeat(4_000)));
         }
         let size = || std::fs::metadata(&file).unwrap().len();
         eventually("the log reaches the database file", || {
@@ -123,5 +138,26 @@ mod tests {
         eventually("the thread ends with the store", || {
             checkpoint_threads() == 0
         });
+    }
+
+    /// Commits without a pause, so that the thread's checkpoints are always overtaken:
+    /// the log still starts over at the writer's bound instead of growing without end.
+    #[test]
+    fn sustained_writes_keep_the_log_bounded() {
+        let Shop { dir, store, .. } = shop("dev");
+        let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+        let mut largest = 0;
+        for i in 0..30_000 {
+            audit(&store, format!("{i} {}", "x".repeat(1_000)));
+            if i % 500 == 0 {
+                largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+            }
+        }
+        largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        let bound = (WRITER_CHECKPOINT_PAGES as u64 + 1_000) * 4_096;
+        assert!(
+            largest < bound,
+            "the log grew to {largest} bytes (bound {bound})"
+        );
     }
 }
