@@ -72,6 +72,7 @@ async fn run() {
     let registry = Registry::start();
     let caddy = Caddy::start();
     let (mut daemon, first_ready) = Daemon::start(&binary).await;
+    let started = std::time::Instant::now();
     let first_cpu_ms = daemon.start_cpu_ms;
     let prefix = format!("b{}", std::process::id());
 
@@ -286,6 +287,12 @@ async fn run() {
             daemon.login().await;
         }
         tokio::time::sleep(Duration::from_secs(8)).await;
+        // Retention's first pass (30 s after the start) prunes what the load above wrote:
+        // work, not idleness, so the window starts after it.
+        let first_prune = Duration::from_secs(40);
+        if let Some(left) = first_prune.checked_sub(started.elapsed()) {
+            tokio::time::sleep(left).await;
+        }
         let (mut rss, mut anonymous, mut file) = (Vec::new(), Vec::new(), Vec::new());
         let cpu_before = daemon.cpu_seconds();
         // Ten seconds: the daemon's periodic work (parked deploys every second, a memory
