@@ -51,7 +51,13 @@ pub async fn run(store: Store, shutdown: CancellationToken) {
         }
         wait = INTERVAL;
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || prune_once(&store)).await {
+        let pruning = tokio::task::spawn_blocking(move || {
+            let pruned = prune_once(&store);
+            // Deleting a day's records frees what it read; glibc would keep it.
+            crate::memory::release_freed();
+            pruned
+        });
+        match pruning.await {
             Ok(Ok(pruned)) if pruned != Pruned::default() => tracing::info!(
                 webhook_events = pruned.webhook_events,
                 deploy_log_lines = pruned.deploy_log_lines,
