@@ -42,14 +42,8 @@ impl Admitter {
             .spawn(move || {
                 let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
                 while let Ok(first) = pending.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match pending.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    write_batch(&inner, &queue, batch);
+                    let more = pending.try_iter().take(MAX_BATCH - 1);
+                    write_batch(&inner, &queue, std::iter::once(first).chain(more).collect());
                 }
             });
         if let Err(e) = spawned {

@@ -50,13 +50,8 @@ impl Recorder {
 
 fn write_batches(store: &Store, queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let more = queue.try_iter().take(MAX_BATCH - 1);
+        let mut batch: Vec<Job> = std::iter::once(first).chain(more).collect();
         let records: Vec<NewWebhookEvent> = batch
             .iter_mut()
             .flat_map(|job| std::mem::take(&mut job.records))
