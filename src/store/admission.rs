@@ -197,6 +197,15 @@ mod tests {
         store.admit_deploys(|batch| batch.admit(admission))?
     }
 
+    fn log_messages(store: &Store, deploy_id: i64) -> Vec<String> {
+        store
+            .deploy_logs(deploy_id, 0)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.message)
+            .collect()
+    }
+
     fn audit_count(store: &Store) -> usize {
         store
             .list_audit(&AuditFilter {
@@ -226,22 +235,17 @@ mod tests {
         let old = store.get_deploy(first.deploy.id).unwrap();
         assert_eq!(old.status, DeployStatus::Superseded);
         assert!(old.finished_at.is_some());
-        let messages = |id| {
-            store
-                .deploy_logs(id, 0)
-                .unwrap()
-                .into_iter()
-                .map(|l| l.message)
-                .collect::<Vec<_>>()
-        };
         assert_eq!(
-            messages(first.deploy.id),
+            log_messages(&store, first.deploy.id),
             vec![
                 "webhook requested v1".to_string(),
                 format!("superseded by deploy {}", second.deploy.id)
             ]
         );
-        assert_eq!(messages(second.deploy.id), vec!["webhook requested v2"]);
+        assert_eq!(
+            log_messages(&store, second.deploy.id),
+            vec!["webhook requested v2"]
+        );
         assert_eq!(second.log[0].message, "webhook requested v2");
         assert_eq!(second.superseded[0].deploy, old);
         let audit = store
@@ -327,14 +331,8 @@ mod tests {
             ]
         );
         assert_eq!(last.superseded[0].deploy.id, first.deploy.id);
-        let first_log: Vec<String> = store
-            .deploy_logs(first.deploy.id, 0)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.message)
-            .collect();
         assert_eq!(
-            first_log,
+            log_messages(&store, first.deploy.id),
             vec![
                 "webhook requested v1".to_string(),
                 format!("superseded by deploy {}", last.deploy.id)
