@@ -255,7 +255,7 @@ pub async fn deploy_tag(
     Path(stage_id): Path<i64>,
     ApiJson(body): ApiJson<DeployTagBody>,
 ) -> Result<(StatusCode, Json<DeployView>), ApiError> {
-    let tag = Tag::parse(body.tag.trim()).map_err(|e| FieldErrors::single("tag", e.to_string()))?;
+    let tag = Tag::parse(&body.tag).map_err(|e| FieldErrors::single("tag", e.to_string()))?;
     state.store.get_stage(stage_id)?;
     let origin = origin_of(&state, &principal, body.outside_window)?;
     let id = state

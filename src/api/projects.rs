@@ -543,7 +543,7 @@ pub(super) fn check_env(
 
 /// The image as the store keeps it: host and repository, no tag (stages pick tags).
 fn normalise_image(image: &str) -> Result<String, String> {
-    let parsed = ImageRef::parse(image.trim()).map_err(|e| e.to_string())?;
+    let parsed = ImageRef::parse(image).map_err(|e| e.to_string())?;
     if parsed.tag().is_some() || parsed.digest().is_some() {
         return Err(format!(
             "must not carry a tag or digest (stages choose tags): use {}",

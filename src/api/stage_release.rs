@@ -79,21 +79,23 @@ pub fn apply(
     match changes.promote_from {
         None => {}
         Some(None) => release.promote_from = None,
-        Some(Some(name)) if name.trim().is_empty() => release.promote_from = None,
+        // "None" is said with null; an empty or padded name is a mistake to show, not to
+        // guess at (the schema promises a stage name, and the form already sends null).
+        Some(Some(name)) if name.is_empty() => errors.add(
+            "promote_from",
+            "give a stage name of this project, or null to promote from none",
+        ),
         Some(Some(name)) => {
             let found = store
                 .list_stages(project_id)?
                 .into_iter()
-                .find(|s| s.name == name.trim());
+                .find(|s| s.name == name);
             match found {
                 Some(source) if Some(source.id) == stage_id => {
                     errors.add("promote_from", "a stage cannot be promoted from itself")
                 }
                 Some(source) => release.promote_from = Some(source.id),
-                None => errors.add(
-                    "promote_from",
-                    format!("no stage {:?} in this project", name.trim()),
-                ),
+                None => errors.add("promote_from", format!("no stage {name:?} in this project")),
             }
         }
     }

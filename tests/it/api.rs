@@ -559,6 +559,15 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         )
         .await;
     assert_eq!(status, 409, "{body}");
+    // An image is taken as given, as the document's pattern says: no padding.
+    let (status, body) = api
+        .post(
+            "/api/projects",
+            json!({ "name": "padded", "image": " busybox", "container_port": 80 }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["fields"]["image"].is_string(), "{body}");
     let (status, body) = api.post("/api/projects", json!({ "name": "x" })).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["fields"]["image"], "is required", "{body}");
@@ -657,7 +666,7 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         .post(
             &stages,
             json!({ "name": "-x", "tag_pattern": "[", "version_range": ">>1", "max_instances": 0,
-                    "container_port": 0, "health_path": "nope" }),
+                    "container_port": 0, "health_path": "nope", "promote_from": "" }),
         )
         .await;
     assert_eq!(status, 422, "{body}");
@@ -668,6 +677,7 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         "max_instances",
         "container_port",
         "health_path",
+        "promote_from",
     ] {
         assert!(
             body["fields"][field].is_string(),
@@ -675,6 +685,18 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         );
     }
     assert_eq!(api.post(&stages, json!({ "name": "dev" })).await.0, 409);
+    // An empty source is not a way to say "none" (that is null), and a name is matched
+    // exactly: either is refused with the field named, and no stage is created.
+    for source in ["", " dev"] {
+        let (status, body) = api
+            .post(
+                &stages,
+                json!({ "name": "staging", "promote_from": source }),
+            )
+            .await;
+        assert_eq!(status, 422, "{source:?}: {body}");
+        assert!(body["fields"]["promote_from"].is_string(), "{body}");
+    }
     assert_eq!(
         api.post("/api/projects/999/stages", json!({ "name": "dev" }))
             .await
@@ -728,14 +750,17 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         .post(&format!("/api/stages/{}/rollback", dev["id"]), json!({}))
         .await;
     assert_eq!(status, 409, "{body}");
-    let (status, body) = api
-        .post(
-            &format!("/api/stages/{}/deploys", dev["id"]),
-            json!({ "tag": "bad tag!" }),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body["fields"]["tag"].is_string());
+    // A tag is taken as given: a padded one is not a tag the registry has.
+    for tag in ["bad tag!", " v1", "v1\n"] {
+        let (status, body) = api
+            .post(
+                &format!("/api/stages/{}/deploys", dev["id"]),
+                json!({ "tag": tag }),
+            )
+            .await;
+        assert_eq!(status, 422, "{tag:?}: {body}");
+        assert!(body["fields"]["tag"].is_string());
+    }
 
     assert_eq!(api.delete(&prod_path).await.0, 204);
     assert_eq!(api.get(&prod_path).await.0, 404);
