@@ -338,6 +338,7 @@ fn check_destination(
     kind: Option<&str>,
 ) -> Option<Destination> {
     let kind = kind.map(|k| errors.check("kind", k.parse::<NotificationKind>()));
+    errors.check("url", validate::url_text(url))?;
     let destination = errors.check("url", Destination::parse(url, kind.flatten()))?;
     let kind = match kind {
         Some(None) => return None,

@@ -245,7 +245,7 @@ const RULES: &[(&[&str], &str, Rule)] = &[
             "StageChanges",
         ],
         "health_path",
-        Rule::Pattern("^/[!-~]*$", 2048),
+        Rule::Pattern("^/[!-~]*$", super::validate::HTTP_PATH_MAX),
     ),
     (
         &["NewProjectBody", "ProjectChanges"],
@@ -260,7 +260,7 @@ const RULES: &[(&[&str], &str, Rule)] = &[
     (
         &["EnvVarBody"],
         "name",
-        Rule::Pattern("^[A-Za-z_][A-Za-z0-9_]*$", 255),
+        Rule::Pattern("^[A-Za-z_][A-Za-z0-9_]*$", super::validate::ENV_NAME_MAX),
     ),
     // A stage's target (issue 17) and a swarm service's scale.
     (
@@ -279,7 +279,7 @@ const RULES: &[(&[&str], &str, Rule)] = &[
     (
         &["NewNotificationBody", "NotificationChanges"],
         "url",
-        Rule::Pattern("^[A-Za-z][A-Za-z0-9+.-]*://\\S+$", 2048),
+        Rule::Pattern("^[A-Za-z][A-Za-z0-9+.-]*://\\S+$", super::validate::URL_MAX),
     ),
 ];
 

@@ -39,19 +39,36 @@ pub fn port(port: u32) -> Result<u16, String> {
     }
 }
 
+/// Longest HTTP path a request may set.
+pub const HTTP_PATH_MAX: usize = 2048;
+
+/// Longest URL a request may set (a notification target's).
+pub const URL_MAX: usize = 2048;
+
+/// Longest environment variable name.
+pub const ENV_NAME_MAX: usize = 255;
+
 /// An HTTP path such as a health-check path.
 pub fn http_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("must start with /".into());
     }
-    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must not contain spaces or control characters".into());
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "must be printable ASCII without spaces (percent-encode other characters)".into(),
+        );
+    }
+    if path.len() > HTTP_PATH_MAX {
+        return Err(format!("must be at most {HTTP_PATH_MAX} characters"));
     }
     Ok(())
 }
 
 /// An environment variable name: a letter or `_`, then letters, digits and `_`.
 pub fn env_name(name: &str) -> Result<(), String> {
+    if name.len() > ENV_NAME_MAX {
+        return Err(format!("must be at most {ENV_NAME_MAX} characters"));
+    }
     let mut chars = name.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
@@ -110,6 +127,18 @@ pub fn range(value: u64, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
+/// A URL as given: no spaces anywhere (around it included: the document's pattern refuses
+/// them, so trimming here would accept what it calls invalid), at most [`URL_MAX`].
+pub fn url_text(url: &str) -> Result<(), String> {
+    if url.chars().any(char::is_whitespace) {
+        return Err("must not contain spaces".into());
+    }
+    if url.len() > URL_MAX {
+        return Err(format!("must be at most {URL_MAX} characters"));
+    }
+    Ok(())
+}
+
 /// An `http://` or `https://` URL with a host.
 pub fn http_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
@@ -161,6 +190,9 @@ mod tests {
         assert!(http_path("/health").is_ok());
         assert!(http_path("health").is_err());
         assert!(http_path("/he alth").is_err());
+        assert!(http_path("/santé").is_err());
+        assert!(http_path(&format!("/{}", "h".repeat(HTTP_PATH_MAX))).is_err());
+        assert!(http_path(&format!("/{}", "h".repeat(HTTP_PATH_MAX - 1))).is_ok());
         assert!(env_name("DATABASE_URL").is_ok());
         assert!(env_name("_X1").is_ok());
         assert!(env_name("1X").is_err());

@@ -4,6 +4,7 @@ mod support;
 
 mod api;
 mod api_deploy;
+mod api_document_rules;
 mod api_headers;
 mod audit_retention;
 mod auth_scopes;

@@ -1,0 +1,67 @@
+//! What the OpenAPI document refuses, the API refuses too: a value outside a field's
+//! stated pattern or length gets a 422 naming the field, and nothing is created. (The
+//! document is what generated clients and schemathesis check against; a value the
+//! document calls invalid but the API quietly trims or takes is a contract broken.)
+
+use serde_json::{Value, json};
+
+use crate::support::app::spawn_app;
+
+#[tokio::test]
+async fn values_outside_the_documented_patterns_and_lengths_are_refused() {
+    let app = spawn_app().await;
+    let api = app.api().await;
+    let project = api
+        .create(
+            "/api/projects",
+            json!({ "name": "shop", "image": "registry.example.test/acme/shop", "container_port": 8080 }),
+        )
+        .await;
+    let stages = format!("/api/projects/{}/stages", project["id"]);
+
+    // (path, body, field): each body breaks the field's documented rule.
+    let cases: Vec<(&str, Value, &str)> = vec![
+        // health_path: `^/[!-~]*$`, at most 2048.
+        (
+            &stages,
+            json!({ "name": "a", "health_path": "/santé" }),
+            "health_path",
+        ),
+        (
+            &stages,
+            json!({ "name": "a", "health_path": format!("/{}", "h".repeat(2048)) }),
+            "health_path",
+        ),
+        // An environment variable's name: at most 255.
+        (
+            "/api/projects",
+            json!({ "name": "env", "image": "acme/env", "container_port": 80,
+                    "env": [{ "name": "V".repeat(256), "value": "x" }] }),
+            "env[0].name",
+        ),
+        // A notification URL: a scheme and no spaces, at most 2048.
+        (
+            "/api/notifications",
+            json!({ "name": "hook", "url": " https://hooks.example.test/x" }),
+            "url",
+        ),
+        (
+            "/api/notifications",
+            json!({ "name": "hook", "url": format!("https://hooks.example.test/{}", "x".repeat(2048)) }),
+            "url",
+        ),
+    ];
+    for (path, body, field) in &cases {
+        let (status, answer) = api.post(path, body.clone()).await;
+        assert_eq!(status, 422, "{path} {body}: {answer}");
+        assert!(
+            answer["fields"][field].is_string(),
+            "{field} not named: {answer}"
+        );
+    }
+    assert_eq!(api.get(&stages).await.1, json!([]), "no stage was made");
+    assert_eq!(api.get("/api/notifications").await.1, json!([]));
+    let (_, projects) = api.get("/api/projects").await;
+    assert_eq!(projects.as_array().map(Vec::len), Some(1), "{projects}");
+    app.shutdown().await;
+}
