@@ -1,6 +1,6 @@
 //! The audit log: who did what. Every change through the API (with the resource before and
-//! after), every approval and rejection, every deploy requested, started and finished is
-//! written here with its actor — a user, a named API token, or the webhook, the poller
+//! after), every sign-in and wrong password for a known user, every approval and
+//! rejection, every deploy requested, started and finished is written here with its actor — a user, a named API token, or the webhook, the poller
 //! or the daemon itself. Entries older than the setting `audit_retention_days` are pruned
 //! with the other retention limits (`crate::retention`).
 //!
@@ -45,6 +45,14 @@ impl Actor {
         }
     }
 
+    /// Someone not signed in, known only by the address the request came from.
+    pub fn anonymous(address: std::net::IpAddr) -> Actor {
+        Actor {
+            kind: ActorKind::Anonymous,
+            name: address.to_string(),
+        }
+    }
+
     pub fn system() -> Actor {
         Actor {
             kind: ActorKind::System,
@@ -61,7 +69,9 @@ impl Actor {
 impl std::fmt::Display for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
-            ActorKind::User | ActorKind::Token => write!(f, "{} {}", self.kind, self.name),
+            ActorKind::User | ActorKind::Token | ActorKind::Anonymous => {
+                write!(f, "{} {}", self.kind, self.name)
+            }
             _ => f.write_str(&self.name),
         }
     }

@@ -205,9 +205,9 @@ fn snapshot(store: &Store, kind: &str, id: Option<i64>) -> Option<serde_json::Va
 pub struct AuditEntryView {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// `user`, `token`, `webhook`, `poller` or `system`.
+    /// `user`, `token`, `webhook`, `poller`, `system`, or `anonymous` (a failed sign-in).
     pub actor_kind: String,
-    /// The username, the token's name, or `webhook`/`poller`/`system`.
+    /// The username, the token's name, `webhook`/`poller`/`system`, or an anonymous caller's address.
     pub actor: String,
     /// What was done, e.g. `stage.update`, `deploy.approve`, `deploy.finish`.
     pub action: String,

@@ -31,6 +31,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, Path};
 use super::{AppState, validate};
+use crate::audit::{self, Actor, Target};
 use crate::store::{ApiToken, Store, StoreError, TokenScope, User};
 
 /// The account made on first start.
@@ -456,8 +457,19 @@ pub async fn login(
         .await?;
     let user = match user {
         Some(user) if matches => user,
-        _ => {
+        known => {
             tracing::warn!(%ip, username = %body.username, "failed login");
+            // Only a known user's failures are audited: a name nobody has is the caller's
+            // own text, and an anonymous caller does not get to write it into the log.
+            if let Some(user) = known {
+                audit::record(
+                    &state.store,
+                    &Actor::anonymous(ip),
+                    "auth.login_failed",
+                    user_target(&user),
+                    format!("wrong password for {} from {ip}", user.username),
+                );
+            }
             return Err(ApiError::LoginFailed);
         }
     };
@@ -469,6 +481,13 @@ pub async fn login(
         .store
         .create_session(&sha256_hex(&token), user.id, &csrf_token, expires_at)?;
     tracing::info!(%ip, username = %user.username, "signed in");
+    audit::record(
+        &state.store,
+        &Actor::user(&user.username),
+        "auth.login",
+        user_target(&user),
+        format!("signed in from {ip}"),
+    );
     let cookie = session_cookie(&token, SESSION_TTL.as_secs(), state.web.secure_cookies);
     let mut response = Json(LoginAnswer {
         token,
@@ -479,6 +498,16 @@ pub async fn login(
     .into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
+}
+
+/// A user as the audit log names what was done to it.
+fn user_target(user: &User) -> Target {
+    Target {
+        kind: "user",
+        id: Some(user.id),
+        name: Some(user.username.clone()),
+        project_id: None,
+    }
 }
 
 /// Sign out: ends the session (cookie or bearer session id) and clears the cookie.

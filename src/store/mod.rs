@@ -303,6 +303,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/008_webhook_senders.sql")),
         M::up(include_str!("migrations/009_stage_targets.sql")),
         M::up(include_str!("migrations/010_audit_retention.sql")),
+        M::up(include_str!("migrations/011_audit_anonymous_actor.sql")),
     ])
 }
 

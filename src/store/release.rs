@@ -33,13 +33,15 @@ text_enum! {
 }
 
 text_enum! {
-    /// Who did something: a person, a named API token, or the daemon's own detectors.
+    /// Who did something: a person, a named API token, the daemon's own detectors, or
+    /// someone not signed in (a failed login, named by its address).
     pub enum ActorKind {
         User => "user",
         Token => "token",
         Webhook => "webhook",
         Poller => "poller",
         System => "system",
+        Anonymous => "anonymous",
     }
 }
 
@@ -373,6 +375,53 @@ mod tests {
             "the log survived"
         );
         assert!(store.get_stage(1).unwrap().release.windows.is_empty());
+    }
+
+    /// Migration 011 rebuilds `audit_log` to let failed sign-ins be recorded; the entries
+    /// written before it stay, in order, and the newest-first index is back.
+    #[test]
+    fn migrating_to_anonymous_actors_keeps_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::super::DATABASE_FILE);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 10).unwrap();
+            conn.execute_batch(
+                "INSERT INTO audit_log (at, actor_kind, actor, action, target_kind, detail)
+                     VALUES ('2026-01-01T00:00:00.000Z', 'user', 'admin', 'stage.update', 'stage', 'one'),
+                            ('2026-01-02T00:00:00.000Z', 'poller', 'poller', 'deploy.request', 'deploy', 'two');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), Sealer::new(MasterKey::generate())).unwrap();
+        let details: Vec<String> = store
+            .list_audit(&super::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(details, ["two", "one"]);
+        store
+            .append_audit(&super::NewAuditEntry {
+                actor_kind: Some(super::ActorKind::Anonymous),
+                actor: "127.0.0.1".into(),
+                action: "auth.login_failed".into(),
+                target_kind: "user".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let indexes: Vec<String> = store
+            .conn()
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["audit_log_by_target", "audit_log_recent"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod api;
 mod api_deploy;
 mod api_document_rules;
 mod api_headers;
+mod audit_logins;
 mod audit_retention;
 mod auth_scopes;
 mod cli_login;

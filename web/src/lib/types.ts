@@ -275,7 +275,7 @@ export interface Deploy {
 export interface AuditEntry {
   id: number;
   at: string;
-  actor_kind: 'user' | 'token' | 'webhook' | 'poller' | 'system';
+  actor_kind: 'user' | 'token' | 'webhook' | 'poller' | 'system' | 'anonymous';
   actor: string;
   action: string;
   target_kind: string;
