@@ -233,11 +233,6 @@ const RULES: &[(&[&str], &str, Rule)] = &[
         Rule::Range(10, 86_400),
     ),
     (
-        &["SettingsChanges"],
-        "audit_retention_days",
-        Rule::Range(1, 3650),
-    ),
-    (
         &[
             "NewProjectBody",
             "ProjectChanges",
@@ -291,13 +286,21 @@ const IMAGE_PATTERN: &str = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[1-9][0-9]{0,3}
 /// A DNS-safe name: lowercase letters, digits and dashes, no dash at either end.
 const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
 
-/// Writes [`RULES`] into the document's schemas.
+/// Writes [`RULES`], and the settings' limits (`settings::LIMIT_RANGES`), into the
+/// document's schemas.
 pub fn add_field_rules(api: &mut OpenApi) {
     use utoipa::openapi::schema::{Schema, SchemaType, Type};
     let Some(components) = api.components.as_mut() else {
         return;
     };
-    for (schemas, property, rule) in RULES {
+    let limits: Vec<(&[&str], &str, Rule)> = super::settings::LIMIT_RANGES
+        .iter()
+        .map(|(field, min, max)| {
+            let settings: &[&str] = &["SettingsChanges"];
+            (settings, *field, Rule::Range(*min as i64, *max as i64))
+        })
+        .collect();
+    for (schemas, property, rule) in RULES.iter().chain(limits.iter()) {
         for name in *schemas {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name) else {
                 continue;

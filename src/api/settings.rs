@@ -422,6 +422,25 @@ pub(super) fn check(
     })
 }
 
+/// The retention and intake limits' ranges, by field: what `check_limits` enforces and
+/// what the OpenAPI document states (`openapi::add_field_rules`).
+pub const LIMIT_RANGES: &[(&str, u64, u64)] = &[
+    ("auto_create_per_minute", 1, 10_000),
+    ("webhook_event_retention_days", 1, 3650),
+    ("webhook_event_max_count", 100, 10_000_000),
+    ("deploy_log_retention_days", 1, 3650),
+    ("deploy_logs_per_stage", 1, 100_000),
+    ("audit_retention_days", 1, 3650),
+];
+
+fn limit_range(field: &str) -> (u64, u64) {
+    LIMIT_RANGES
+        .iter()
+        .find(|(name, ..)| *name == field)
+        .map(|(_, min, max)| (*min, *max))
+        .expect("every limit has a range in LIMIT_RANGES")
+}
+
 /// The webhook limits after `body`'s changes, `None` when it changes none of them.
 fn check_limits(
     current: &WebhookLimits,
@@ -448,50 +467,39 @@ fn check_limits(
             changed = true;
         }
     }
-    for (field, value, min, max, target) in [
+    for (field, value, target) in [
         (
             "auto_create_per_minute",
             body.auto_create_per_minute,
-            1,
-            10_000,
             &mut limits.auto_create_per_minute,
         ),
         (
             "webhook_event_retention_days",
             body.webhook_event_retention_days,
-            1,
-            3650,
             &mut limits.webhook_event_retention_days,
         ),
         (
             "webhook_event_max_count",
             body.webhook_event_max_count,
-            100,
-            10_000_000,
             &mut limits.webhook_event_max_count,
         ),
         (
             "deploy_log_retention_days",
             body.deploy_log_retention_days,
-            1,
-            3650,
             &mut limits.deploy_log_retention_days,
         ),
         (
             "deploy_logs_per_stage",
             body.deploy_logs_per_stage,
-            1,
-            100_000,
             &mut limits.deploy_logs_per_stage,
         ),
         (
             "audit_retention_days",
             body.audit_retention_days,
-            1,
-            3650,
             &mut limits.audit_retention_days,
         ),
     ] {
+        let (min, max) = limit_range(field);
         if let Some(value) = value
             && errors
                 .check(field, validate::range(u64::from(value), min, max))

@@ -1,5 +1,5 @@
 //! What the OpenAPI document refuses, the API refuses too: a value outside a field's
-//! stated pattern or length gets a 422 naming the field, and nothing is created. (The
+//! stated pattern, length or range gets a 422 naming the field, and nothing changes. (The
 //! document is what generated clients and schemathesis check against; a value the
 //! document calls invalid but the API quietly trims or takes is a contract broken.)
 
@@ -63,5 +63,48 @@ async fn values_outside_the_documented_patterns_and_lengths_are_refused() {
     assert_eq!(api.get("/api/notifications").await.1, json!([]));
     let (_, projects) = api.get("/api/projects").await;
     assert_eq!(projects.as_array().map(Vec::len), Some(1), "{projects}");
+    app.shutdown().await;
+}
+
+/// Every range the document states for a setting holds at both ends: one past either end
+/// is a 422 naming the field, and the settings stay as they were.
+#[tokio::test]
+async fn every_documented_settings_range_is_the_range_the_api_enforces() {
+    let app = spawn_app().await;
+    let api = app.api().await;
+    let (_, spec) = api.get("/api/openapi.json").await;
+    let properties = spec["components"]["schemas"]["SettingsChanges"]["properties"]
+        .as_object()
+        .expect("SettingsChanges in the document")
+        .clone();
+    let (_, before) = api.get("/api/settings").await;
+    let mut checked = Vec::new();
+    for (field, schema) in &properties {
+        let (Some(min), Some(max)) = (schema["minimum"].as_i64(), schema["maximum"].as_i64())
+        else {
+            continue;
+        };
+        for value in [min - 1, max + 1] {
+            if value < 0 {
+                continue; // not a number the field's type can carry at all
+            }
+            let (status, answer) = api.put("/api/settings", json!({ field: value })).await;
+            assert_eq!(status, 422, "{field} = {value}: {answer}");
+            assert!(answer["fields"][field].is_string(), "{field}: {answer}");
+        }
+        checked.push(field.as_str());
+    }
+    for field in [
+        "audit_retention_days",
+        "deploy_logs_per_stage",
+        "webhook_event_max_count",
+        "poll_interval_secs",
+    ] {
+        assert!(
+            checked.contains(&field),
+            "{field} has no documented range: {checked:?}"
+        );
+    }
+    assert_eq!(api.get("/api/settings").await.1, before);
     app.shutdown().await;
 }
