@@ -66,6 +66,68 @@ async fn values_outside_the_documented_patterns_and_lengths_are_refused() {
     app.shutdown().await;
 }
 
+/// The fields of a schema the document gives a range, with their ends.
+fn documented_ranges(spec: &Value, schema: &str) -> Vec<(String, i64, i64)> {
+    spec["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{schema} in the document"))
+        .iter()
+        .filter_map(|(field, s)| {
+            Some((
+                field.clone(),
+                s["minimum"].as_i64()?,
+                s["maximum"].as_i64()?,
+            ))
+        })
+        .collect()
+}
+
+/// One past either end of each documented range (where the type can carry it).
+fn just_outside(min: i64, max: i64) -> impl Iterator<Item = i64> {
+    [min - 1, max + 1].into_iter().filter(|v| *v >= 0)
+}
+
+/// Every range the document states for a new project or stage holds at both ends: one
+/// past either end is a 422 naming the field, and nothing is created.
+#[tokio::test]
+async fn every_documented_project_and_stage_range_is_the_range_the_api_enforces() {
+    let app = spawn_app().await;
+    let api = app.api().await;
+    let (_, spec) = api.get("/api/openapi.json").await;
+    let project = api
+        .create(
+            "/api/projects",
+            json!({ "name": "shop", "image": "registry.example.test/acme/shop", "container_port": 8080 }),
+        )
+        .await;
+    let stages = format!("/api/projects/{}/stages", project["id"]);
+    let bases = [
+        (
+            "NewProjectBody",
+            "/api/projects".to_string(),
+            json!({ "name": "other", "image": "registry.example.test/acme/other", "container_port": 80 }),
+        ),
+        ("NewStageBody", stages.clone(), json!({ "name": "dev" })),
+    ];
+    for (schema, path, base) in &bases {
+        let ranges = documented_ranges(&spec, schema);
+        assert!(ranges.len() >= 4, "{schema}: {ranges:?}");
+        for (field, min, max) in ranges {
+            for value in just_outside(min, max) {
+                let mut body = base.clone();
+                body[&field] = json!(value);
+                let (status, answer) = api.post(path, body).await;
+                assert_eq!(status, 422, "{schema}.{field} = {value}: {answer}");
+                assert!(answer["fields"][&field].is_string(), "{field}: {answer}");
+            }
+        }
+    }
+    assert_eq!(api.get(&stages).await.1, json!([]), "no stage was made");
+    let (_, projects) = api.get("/api/projects").await;
+    assert_eq!(projects.as_array().map(Vec::len), Some(1), "{projects}");
+    app.shutdown().await;
+}
+
 /// Every range the document states for a setting holds at both ends: one past either end
 /// is a 422 naming the field, and the settings stay as they were.
 #[tokio::test]
@@ -73,27 +135,16 @@ async fn every_documented_settings_range_is_the_range_the_api_enforces() {
     let app = spawn_app().await;
     let api = app.api().await;
     let (_, spec) = api.get("/api/openapi.json").await;
-    let properties = spec["components"]["schemas"]["SettingsChanges"]["properties"]
-        .as_object()
-        .expect("SettingsChanges in the document")
-        .clone();
     let (_, before) = api.get("/api/settings").await;
-    let mut checked = Vec::new();
-    for (field, schema) in &properties {
-        let (Some(min), Some(max)) = (schema["minimum"].as_i64(), schema["maximum"].as_i64())
-        else {
-            continue;
-        };
-        for value in [min - 1, max + 1] {
-            if value < 0 {
-                continue; // not a number the field's type can carry at all
-            }
+    let ranges = documented_ranges(&spec, "SettingsChanges");
+    for (field, min, max) in &ranges {
+        for value in just_outside(*min, *max) {
             let (status, answer) = api.put("/api/settings", json!({ field: value })).await;
             assert_eq!(status, 422, "{field} = {value}: {answer}");
             assert!(answer["fields"][field].is_string(), "{field}: {answer}");
         }
-        checked.push(field.as_str());
     }
+    let checked: Vec<&str> = ranges.iter().map(|(field, ..)| field.as_str()).collect();
     for field in [
         "audit_retention_days",
         "deploy_logs_per_stage",
