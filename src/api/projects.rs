@@ -518,6 +518,14 @@ pub(super) fn check_env(
                 format!("{} is given twice", var.name),
             );
         }
+        if var.value.as_deref().is_some_and(|v| v.contains('\0')) {
+            // A process environment is NUL-terminated: Docker would refuse the container
+            // at the deploy's start step, long after this request said it was fine.
+            errors.add(
+                format!("{field}[{i}].value"),
+                "must not contain a NUL character (an environment cannot hold one)",
+            );
+        }
         if var.value.is_none() && !var.secret {
             errors.add(
                 format!("{field}[{i}].value"),

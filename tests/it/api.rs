@@ -531,7 +531,8 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
             "/api/projects",
             json!({ "name": "Bad_Name", "image": "acme/shop:1.0", "container_port": 70000,
                     "health_path": "health", "registry_id": 999,
-                    "env": [{ "name": "1X", "value": "x" }, { "name": "PLAIN" }],
+                    "env": [{ "name": "1X", "value": "x" }, { "name": "PLAIN" },
+                            { "name": "NUL", "value": "a\u{0}b" }],
                     "volumes": ["nodest"], "health_retries": 0 }),
         )
         .await;
@@ -544,6 +545,7 @@ async fn projects_and_stages_crud_with_validation_naming_fields() {
         "registry_id",
         "env[0].name",
         "env[1].value",
+        "env[2].value",
         "volumes[0]",
         "health_retries",
     ] {
