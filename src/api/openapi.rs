@@ -336,11 +336,27 @@ pub fn add_field_rules(api: &mut OpenApi) {
     }
 }
 
-/// The query parameters' ranges (`limit` on the lists).
+/// The query parameters' ranges: page sizes of the lists, the backlog of a container's
+/// log. The ends are the handlers' own constants.
 pub fn add_query_rules(api: &mut OpenApi) {
     use utoipa::openapi::schema::Schema;
-    let limits = [("/api/deploys", 500), ("/api/webhook-events", 1000)];
-    for (path, max) in limits {
+    let ranges = [
+        ("/api/deploys", "limit", 1, super::deploys::PAGE_MAX),
+        ("/api/audit", "limit", 1, super::audit::PAGE_MAX),
+        (
+            "/api/webhook-events",
+            "limit",
+            1,
+            super::system::EVENTS_PAGE_MAX,
+        ),
+        (
+            "/api/instances/{id}/logs",
+            "tail",
+            0,
+            super::instances::LOG_TAIL_MAX,
+        ),
+    ];
+    for (path, name, min, max) in ranges {
         let Some(item) = api.paths.paths.get_mut(path) else {
             continue;
         };
@@ -349,11 +365,11 @@ pub fn add_query_rules(api: &mut OpenApi) {
         };
         for parameter in operation.parameters.iter_mut().flatten() {
             if let RefOr::T(parameter) = parameter
-                && parameter.name == "limit"
+                && parameter.name == name
                 && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
             {
-                schema.minimum = Some(utoipa::Number::Int(1));
-                schema.maximum = Some(utoipa::Number::Int(max));
+                schema.minimum = Some(utoipa::Number::Int(min));
+                schema.maximum = Some(utoipa::Number::Int(max as isize));
             }
         }
     }
@@ -390,10 +406,30 @@ mod tests {
             assert_eq!(p["in"], "query", "{path} {name}: {p}");
             assert_ne!(p["required"], true, "{path} {name}: {p}");
         }
-        assert_eq!(
-            parameter(&doc, "/api/deploys", "limit")["schema"]["maximum"],
-            500
-        );
+        // Every bounded query parameter states its bounds, from the handler's constants.
+        for (path, name, min, max) in [
+            ("/api/deploys", "limit", 1, crate::api::deploys::PAGE_MAX),
+            ("/api/audit", "limit", 1, crate::api::audit::PAGE_MAX),
+            (
+                "/api/webhook-events",
+                "limit",
+                1,
+                crate::api::system::EVENTS_PAGE_MAX,
+            ),
+            (
+                "/api/instances/{id}/logs",
+                "tail",
+                0,
+                crate::api::instances::LOG_TAIL_MAX,
+            ),
+        ] {
+            let schema = &parameter(&doc, path, name)["schema"];
+            assert_eq!(
+                (&schema["minimum"], &schema["maximum"]),
+                (&Value::from(min), &Value::from(max)),
+                "{path} {name}"
+            );
+        }
         assert_eq!(
             parameter(&doc, "/api/deploys/{id}/logs", "id")["in"],
             "path"

@@ -68,6 +68,9 @@ impl From<WebhookEvent> for WebhookEventView {
     }
 }
 
+/// Most webhook events one page may hold.
+pub const EVENTS_PAGE_MAX: u32 = 1000;
+
 /// Received webhook events, newest first.
 #[utoipa::path(get, path = "/webhook-events", tag = "system", params(WebhookEventsQuery),
     responses((status = 200, body = Vec<WebhookEventView>)))]
@@ -77,7 +80,10 @@ pub async fn webhook_events(
 ) -> Result<Json<Vec<WebhookEventView>>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     let mut errors = FieldErrors::new();
-    errors.check("limit", validate::range(u64::from(limit), 1, 1000));
+    errors.check(
+        "limit",
+        validate::range(u64::from(limit), 1, u64::from(EVENTS_PAGE_MAX)),
+    );
     errors.into_result()?;
     Ok(Json(
         state
