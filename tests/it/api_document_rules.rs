@@ -5,19 +5,24 @@
 
 use serde_json::{Value, json};
 
-use crate::support::app::spawn_app;
+use crate::support::app::{Api, spawn_app};
 
-#[tokio::test]
-async fn values_outside_the_documented_patterns_and_lengths_are_refused() {
-    let app = spawn_app().await;
-    let api = app.api().await;
+/// Makes the project `shop` and gives the path of its stages.
+async fn stages_of_a_project(api: &Api) -> String {
     let project = api
         .create(
             "/api/projects",
             json!({ "name": "shop", "image": "registry.example.test/acme/shop", "container_port": 8080 }),
         )
         .await;
-    let stages = format!("/api/projects/{}/stages", project["id"]);
+    format!("/api/projects/{}/stages", project["id"])
+}
+
+#[tokio::test]
+async fn values_outside_the_documented_patterns_and_lengths_are_refused() {
+    let app = spawn_app().await;
+    let api = app.api().await;
+    let stages = stages_of_a_project(&api).await;
 
     // (path, body, field): each body breaks the field's documented rule.
     let cases: Vec<(&str, Value, &str)> = vec![
@@ -94,13 +99,7 @@ async fn every_documented_project_and_stage_range_is_the_range_the_api_enforces(
     let app = spawn_app().await;
     let api = app.api().await;
     let (_, spec) = api.get("/api/openapi.json").await;
-    let project = api
-        .create(
-            "/api/projects",
-            json!({ "name": "shop", "image": "registry.example.test/acme/shop", "container_port": 8080 }),
-        )
-        .await;
-    let stages = format!("/api/projects/{}/stages", project["id"]);
+    let stages = stages_of_a_project(&api).await;
     let bases = [
         (
             "NewProjectBody",
