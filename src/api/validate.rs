@@ -127,11 +127,12 @@ pub fn range(value: u64, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
-/// A URL as given: no spaces anywhere (around it included: the document's pattern refuses
-/// them, so trimming here would accept what it calls invalid), at most [`URL_MAX`].
+/// A URL as given: no spaces or control characters anywhere (around it included: the
+/// document's pattern refuses them, so trimming here would accept what it calls invalid;
+/// a URL parser would quietly strip or percent-encode them), at most [`URL_MAX`].
 pub fn url_text(url: &str) -> Result<(), String> {
-    if url.chars().any(char::is_whitespace) {
-        return Err("must not contain spaces".into());
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
     }
     if url.len() > URL_MAX {
         return Err(format!("must be at most {URL_MAX} characters"));

@@ -52,6 +52,11 @@ async fn values_outside_the_documented_patterns_and_lengths_are_refused() {
         ),
         (
             "/api/notifications",
+            json!({ "name": "hook", "url": "https://hooks.example.test/x\u{1f}" }),
+            "url",
+        ),
+        (
+            "/api/notifications",
             json!({ "name": "hook", "url": format!("https://hooks.example.test/{}", "x".repeat(2048)) }),
             "url",
         ),
