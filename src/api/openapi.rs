@@ -245,7 +245,7 @@ const RULES: &[(&[&str], &str, Rule)] = &[
     (
         &["NewProjectBody", "ProjectChanges"],
         "image",
-        Rule::Pattern(IMAGE_PATTERN, 255),
+        Rule::Pattern(IMAGE_PATTERN, crate::image_ref::NAME_MAX_LEN),
     ),
     (
         &["DeployTagBody"],
@@ -278,10 +278,15 @@ const RULES: &[(&[&str], &str, Rule)] = &[
     ),
 ];
 
-/// An image reference without tag or digest, as `ImageRef` takes it: an optional registry
-/// host (with a port) and lowercase path components.
-const IMAGE_PATTERN: &str = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[1-9][0-9]{0,3})?/)?\
-    [a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$";
+/// An image reference without tag or digest, as `ImageRef` takes it (Docker's grammar):
+/// an optional registry host — dot-separated labels of letters, digits and inner dashes,
+/// or a bracketed IPv6 address, either with a port — then lowercase path components
+/// separated by `.`, `_`, `__` or dashes. It may be wider than the parser (a first
+/// component read as a path, not a host, is refused upper-case: a 422), never narrower:
+/// a test feeds the parser's accepted inputs to it.
+pub(super) const IMAGE_PATTERN: &str = "^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\
+    (?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]{1,5})?/)?\
+    [a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$";
 
 /// A DNS-safe name: lowercase letters, digits and dashes, no dash at either end.
 const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
@@ -455,6 +460,44 @@ mod tests {
         assert!(login.get("429").is_some(), "{login}");
         let get_project = &doc["paths"]["/api/projects/{id}"]["get"]["responses"];
         assert!(get_project.get("400").is_some() && get_project.get("413").is_none());
+    }
+
+    /// Every image the API takes matches the document's pattern (the other way round, a
+    /// pattern wider than the parser, only costs a 422). Docker's grammar allows more than
+    /// the first pattern did: `a__b`, `a--b`, upper-case hosts, IPv6 hosts, 5-digit ports.
+    #[test]
+    fn every_image_the_api_takes_matches_the_documented_pattern() {
+        use proptest::prelude::*;
+        let pattern = regex::Regex::new(super::IMAGE_PATTERN).unwrap();
+        let accepted = |input: &str| crate::api::projects::normalise_image(input).is_ok();
+        for input in [
+            "nginx",
+            "acme/shop",
+            "a__b/c--d",
+            "Registry.Example.com/app",
+            "[::1]:5000/app",
+            "registry.example.com:50000/team/app",
+            "localhost/app.v2",
+        ] {
+            assert!(accepted(input), "{input}");
+            assert!(
+                pattern.is_match(input),
+                "{input} is taken but the pattern refuses it"
+            );
+        }
+        // The length is the input's, as the document's maxLength counts it (the parser
+        // counts the normalised name, which `index.docker.io/` makes shorter).
+        let long = format!("index.docker.io/acme/{}", "a".repeat(236));
+        assert!(
+            long.len() > 255 && !accepted(&long),
+            "{} characters taken",
+            long.len()
+        );
+        proptest!(ProptestConfig::with_cases(20_000), |(input in "[a-zA-Z0-9:/@.\\[\\]_-]{1,40}")| {
+            if accepted(&input) {
+                prop_assert!(pattern.is_match(&input), "{} is taken but the pattern refuses it", input);
+            }
+        });
     }
 
     #[test]

@@ -550,7 +550,16 @@ pub(super) fn check_env(
 }
 
 /// The image as the store keeps it: host and repository, no tag (stages pick tags).
-fn normalise_image(image: &str) -> Result<String, String> {
+pub(super) fn normalise_image(image: &str) -> Result<String, String> {
+    // The name as sent is what the document's maxLength counts; the parser counts the
+    // normalised one, which `index.docker.io/` would make shorter.
+    if image.len() > crate::image_ref::NAME_MAX_LEN {
+        return Err(format!(
+            "must be at most {} characters (it has {})",
+            crate::image_ref::NAME_MAX_LEN,
+            image.len()
+        ));
+    }
     let parsed = ImageRef::parse(image).map_err(|e| e.to_string())?;
     if parsed.tag().is_some() || parsed.digest().is_some() {
         return Err(format!(
