@@ -1,7 +1,8 @@
 //! The audit log: who did what. Every change through the API (with the resource before and
 //! after), every sign-in and wrong password for a known user, every approval and
-//! rejection, every deploy requested, started and finished is written here with its actor — a user, a named API token, or the webhook, the poller
-//! or the daemon itself. Entries older than the setting `audit_retention_days` are pruned
+//! rejection, every deploy requested, started and finished is written here with its
+//! actor — a user, a named API token, the webhook, the poller, the daemon itself, or an
+//! anonymous caller's address. Entries older than the setting `audit_retention_days` are pruned
 //! with the other retention limits (`crate::retention`).
 //!
 //! Invariant: writing the log never fails the action it records (a store error is logged).
