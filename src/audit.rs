@@ -2,8 +2,8 @@
 //! after), every sign-in and wrong password for a known user, every approval and
 //! rejection, every deploy requested, started and finished is written here with its
 //! actor — a user, a named API token, the webhook, the poller, the daemon itself, or an
-//! anonymous caller's address. Entries older than the setting `audit_retention_days` are pruned
-//! with the other retention limits (`crate::retention`).
+//! anonymous caller's address. Entries older than the setting `audit_retention_days` are
+//! pruned with the other retention limits (`crate::retention`).
 //!
 //! Invariant: writing the log never fails the action it records (a store error is logged).
 
