@@ -30,6 +30,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::extract::{ApiJson, Path};
+use super::login_audit::{FailedLogins, unlisted_note};
 use super::{AppState, validate};
 use crate::audit::{self, Actor, Target};
 use crate::store::{ApiToken, Store, StoreError, TokenScope, User};
@@ -168,6 +169,8 @@ pub struct LoginLimiter {
     by_address: Buckets<IpAddr>,
     by_username: Buckets<String>,
     hashing: tokio::sync::Semaphore,
+    /// Wrong passwords per user, for the audit log (at most one entry a window).
+    failed: FailedLogins,
 }
 
 impl Default for LoginLimiter {
@@ -176,6 +179,7 @@ impl Default for LoginLimiter {
             by_address: Buckets::new(LOGIN_BURST, LOGIN_REFILL),
             by_username: Buckets::new(USERNAME_BURST, USERNAME_REFILL),
             hashing: tokio::sync::Semaphore::new(HASH_PERMITS),
+            failed: FailedLogins::default(),
         }
     }
 }
@@ -461,13 +465,20 @@ pub async fn login(
             tracing::warn!(%ip, username = %body.username, "failed login");
             // Only a known user's failures are audited: a name nobody has is the caller's
             // own text, and an anonymous caller does not get to write it into the log.
-            if let Some(user) = known {
+            // And only one a window per user (`login_audit`), the rest counted.
+            if let Some(user) = known
+                && let Some(unlisted) = state.login_limiter.failed.failed(user.id, Instant::now())
+            {
                 audit::record(
                     &state.store,
                     &Actor::anonymous(ip),
                     "auth.login_failed",
                     user_target(&user),
-                    format!("wrong password for {} from {ip}", user.username),
+                    format!(
+                        "wrong password for {} from {ip}{}",
+                        user.username,
+                        unlisted_note(unlisted)
+                    ),
                 );
             }
             return Err(ApiError::LoginFailed);
@@ -486,7 +497,10 @@ pub async fn login(
         &Actor::user(&user.username),
         "auth.login",
         user_target(&user),
-        format!("signed in from {ip}"),
+        format!(
+            "signed in from {ip}{}",
+            unlisted_note(state.login_limiter.failed.signed_in(user.id))
+        ),
     );
     let cookie = session_cookie(&token, SESSION_TTL.as_secs(), state.web.secure_cookies);
     let mut response = Json(LoginAnswer {

@@ -29,6 +29,7 @@ mod extract;
 mod headers;
 mod health;
 mod instances;
+mod login_audit;
 mod managed;
 mod notifications;
 mod openapi;
